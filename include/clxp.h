@@ -1,0 +1,151 @@
+/*
+ * clxp — zero-shot classification of images (CLIP) against text prompts, in C.
+ *
+ * One public header. Every function that can fail returns a clxp_status and, when
+ * the caller passes a clxp_error, fills it with a one-line message naming the file
+ * and the cause. The library never prints to stdout and never exits; diagnostics go
+ * to an optional log callback (clxp_set_log_callback).
+ *
+ * Ownership: every object created by a clxp_*_create/_load function is owned by the
+ * caller and released with the matching _free function (NULL is accepted and ignored).
+ * Output arrays are always caller-allocated.
+ *
+ * Thread safety: a clxp_model may be used by one thread at a time (it owns its
+ * activation memory); distinct models may be used concurrently. A clxp_labelbank is
+ * immutable after creation and may be read from any number of threads. Each call uses
+ * the model's worker threads internally (clxp_load_options.n_threads).
+ *
+ * Example:
+ *
+ *     clxp_error err;
+ *     clxp_model *m = NULL;
+ *     if (clxp_model_load("clip-vit-base-patch32", NULL, &m, &err) != CLXP_OK) {
+ *         fprintf(stderr, "%s\n", err.msg);
+ *         return 1;
+ *     }
+ *     const char *labels[] = { "a cat", "a dog" };
+ *     const char *templates[] = { "a photo of {}." };
+ *     clxp_labelbank *bank = NULL;
+ *     clxp_labelbank_create(m, labels, 2, templates, 1, &bank, &err);
+ *     float emb[1024];                       // >= clxp_model_info_get(m)->embed_dim
+ *     const char *files[] = { "cat.jpg" };
+ *     clxp_encode_image_files(m, files, 1, emb, &err);
+ *     float probs[2];
+ *     clxp_classify(bank, emb, 1, NULL, probs, &err);
+ *     printf("cat: %.3f dog: %.3f\n", probs[0], probs[1]);
+ *     clxp_labelbank_free(bank);
+ *     clxp_model_free(m);
+ */
+#ifndef CLXP_H
+#define CLXP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define CLXP_VERSION_STRING "0.1.0"
+
+typedef enum clxp_status {
+    CLXP_OK = 0,
+    CLXP_ERR_IO = -1,          /* a file is missing or cannot be read/written */
+    CLXP_ERR_FORMAT = -2,      /* a file is malformed (bad JSON, bad header, bad image data) */
+    CLXP_ERR_UNSUPPORTED = -3, /* well-formed, but something clxp does not support */
+    CLXP_ERR_INVALID = -4,     /* invalid argument or configuration value */
+    CLXP_ERR_NOMEM = -5,       /* out of memory */
+    CLXP_ERR_LIMIT = -6,       /* input exceeds a documented safety limit */
+    CLXP_ERR_INTERNAL = -7     /* a bug in clxp or a failure of a backend library */
+} clxp_status;
+
+/* Filled by every failing call when non-NULL. msg is a single line without '\n'. */
+typedef struct clxp_error {
+    clxp_status code;
+    char msg[1024];
+} clxp_error;
+
+/* Short static name for a status code ("io error", "format error", ...). */
+const char *clxp_status_str(clxp_status s);
+
+/* ---- logging (the only global state) ------------------------------------ */
+typedef enum { CLXP_LOG_ERROR = 0, CLXP_LOG_WARN = 1, CLXP_LOG_INFO = 2, CLXP_LOG_DEBUG = 3 } clxp_log_level;
+typedef void (*clxp_log_fn)(void *user, clxp_log_level level, const char *msg);
+/* Install a log sink (NULL: discard, the default) and the most verbose level passed to it. */
+void clxp_set_log_callback(clxp_log_fn fn, void *user, clxp_log_level max_level);
+
+/* ---- models --------------------------------------------------------------- */
+typedef struct clxp_model clxp_model;
+
+typedef struct clxp_load_options {
+    int n_threads; /* worker threads for all compute; 0 = number of online CPUs */
+} clxp_load_options;
+
+typedef struct clxp_model_info {
+    const char *kind;           /* "clip" */
+    const char *path;           /* directory the model was loaded from */
+    int embed_dim;              /* projection dimension: length of every embedding */
+    float logit_scale;          /* exp(logit_scale) as learned by the model */
+    /* vision tower */
+    int image_size, patch_size, vision_hidden, vision_layers, vision_heads, vision_mlp;
+    const char *vision_act;     /* "quick_gelu" | "gelu" */
+    /* text tower */
+    int context_length, vocab_size, text_hidden, text_layers, text_heads, text_mlp;
+    const char *text_act;
+    /* preprocessing */
+    int resize_shortest_edge, crop_size;
+    float image_mean[3], image_std[3];
+    /* weights */
+    const char *weights_dtype;  /* dtype of the weights in the file: "F32", "F16", "BF16", "mixed" */
+    int64_t n_params;           /* total number of parameters */
+} clxp_model_info;
+
+/* Load a Hugging Face CLIPModel directory (config.json, model.safetensors or a sharded
+ * model.safetensors.index.json, tokenizer.json, preprocessor_config.json). opt may be NULL. */
+clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err);
+void clxp_model_free(clxp_model *m);
+const clxp_model_info *clxp_model_get_info(const clxp_model *m);
+
+/* ---- encoding ------------------------------------------------------------- */
+
+/* An 8-bit RGB image (3 bytes per pixel, rows `stride` bytes apart). */
+typedef struct clxp_image {
+    const uint8_t *rgb;
+    int width, height, stride;
+} clxp_image;
+
+/* Text embeddings: out has n * embed_dim floats, each row L2-normalised. */
+clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, float *out, clxp_error *err);
+/* Image embeddings from RGB buffers / from image files (any format FFmpeg decodes). L2-normalised. */
+clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, float *out, clxp_error *err);
+clxp_status clxp_encode_image_files(clxp_model *m, const char *const *paths, int n, float *out, clxp_error *err);
+
+/* ---- label bank and scoring ------------------------------------------------ */
+typedef struct clxp_labelbank clxp_labelbank;
+
+/* Encode labels once. With templates (each containing "{}" once, replaced by the label),
+ * a label's embedding is the L2-normalised mean of its normalised template embeddings
+ * (prompt ensembling). n_templates = 0: the label text is used as is. */
+clxp_status clxp_labelbank_create(clxp_model *m, const char *const *labels, int n_labels,
+                                  const char *const *templates, int n_templates,
+                                  clxp_labelbank **out, clxp_error *err);
+void clxp_labelbank_free(clxp_labelbank *b);
+int clxp_labelbank_size(const clxp_labelbank *b);
+const char *clxp_labelbank_label(const clxp_labelbank *b, int i);
+/* Row-major [size x embed_dim] normalised embeddings owned by the bank. */
+const float *clxp_labelbank_embeddings(const clxp_labelbank *b);
+
+typedef struct clxp_score_options {
+    float logit_scale; /* <= 0: the model's learned exp(logit_scale) */
+    float temperature; /* logits are divided by this; <= 0 means 1 */
+} clxp_score_options;
+
+/* probs[i * size + j] = softmax_j(scale * cos(embeds_i, label_j) / temperature).
+ * embeds: n rows of embed_dim normalised floats. opt may be NULL (defaults). */
+clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, const clxp_score_options *opt,
+                          float *probs, clxp_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLXP_H */

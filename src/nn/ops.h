@@ -1,0 +1,30 @@
+/* Elementwise and row-wise kernels of the transformer encoders, in float32, parallel over rows (OpenMP). */
+#ifndef CLXP_NN_OPS_H
+#define CLXP_NN_OPS_H
+
+#include <stddef.h>
+
+typedef enum nn_act { NN_ACT_QUICK_GELU, NN_ACT_GELU, NN_ACT_RELU } nn_act;
+
+/* out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta for each of rows rows of width d (biased var). */
+void nn_layernorm(const float *x, int rows, int d, const float *gamma, const float *beta, float eps, float *out);
+
+/* x[i] = act(x[i]) for n values. quick_gelu: x*sigmoid(1.702x); gelu: exact erf form. */
+void nn_activation(float *x, size_t n, nn_act act);
+
+/* Row-wise L2 normalisation in place (a zero row stays zero). */
+void nn_l2_normalize(float *x, int rows, int d);
+
+/* Numerically stable softmax over n values in place. */
+void nn_softmax(float *x, int n);
+
+/* Multi-head self-attention on a packed qkv buffer.
+ * qkv: [B*T, 3*D] rows holding q | k | v (heads contiguous inside each, head_dim = D/H).
+ * out: [B*T, D]. q is scaled by head_dim^-0.5 before the product (as CLIP does).
+ * causal: key j is visible from query i only if j <= i. key_mask (may be NULL): [B*T] with 0 for keys
+ * to ignore (padding). work: scratch of nn_attention_work_size(B, T, H) floats. */
+size_t nn_attention_work_size(int B, int T, int H);
+void nn_attention(const float *qkv, int B, int T, int D, int H, int causal, const int *key_mask, float *out,
+                  float *work);
+
+#endif
