@@ -2,6 +2,8 @@
 # Variables: CC (gcc|clang), BUILD (output dir), SAN=1 (ASan+UBSan), DEBUG=1.
 CC ?= cc
 BUILD ?= build
+# V=1 shows the full command lines
+Q := $(if $(filter 1,$(V)),,@)
 PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample libcjson libpcre2-8 libutf8proc
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
@@ -33,28 +35,33 @@ TEST_SUPPORT_OBJ := $(TEST_SUPPORT:%.c=$(BUILD)/%.o)
 BENCH_SRC := $(sort $(wildcard bench/*.c))
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all lib cli tests test bench clean
+.PHONY: all lib cli tests test bench demo clean
 all: $(BUILD)/libclxp.a $(BUILD)/clxp
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
 
 $(BUILD)/libclxp.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
-	rm -f $@
-	ar rcs $@ $^
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
 
 $(BUILD)/clxp: $(CLI_OBJ) $(BUILD)/libclxp.a
-	$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS_ALL)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) $^ -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/tests/%: tests/%.c $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -Itests -MMD -MP $< $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests -MMD -MP $< $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
 
 $(BUILD)/bench/%: bench/%.c $(BUILD)/libclxp.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -MMD -MP $< $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -MMD -MP $< $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
 
 tests: $(TEST_BIN) $(BUILD)/clxp
 
@@ -64,6 +71,13 @@ test: tests
 
 bench: $(BENCH_BIN) $(BUILD)/clxp
 	@BUILD=$(BUILD) sh bench/run.sh
+
+# The main job on the bundled sample inputs (tiny random-weight model: the ranking is meaningless).
+demo: $(BUILD)/clxp
+	$(BUILD)/clxp info tests/data/clip-tiny-quickgelu
+	$(BUILD)/clxp classify -m tests/data/clip-tiny-quickgelu -l tests/data/seed/labels_clip_person.txt \
+		--template 'a photo of {}.' tests/data/seed/cat_1280x781.jpg tests/data/clip-tiny-quickgelu/golden/inputs/*.png
+	$(BUILD)/clxp classify -m tests/data/clip-tiny-gelu -l tests/data/seed/categories_clip.txt tests/data/seed/cat_1280x781.jpg
 
 clean:
 	rm -rf $(BUILD) build-*

@@ -105,6 +105,8 @@ typedef struct clxp_model_info {
 clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err);
 void clxp_model_free(clxp_model *m);
 const clxp_model_info *clxp_model_get_info(const clxp_model *m);
+/* Runs a gray image and two prompts through both towers and checks every output is finite. */
+clxp_status clxp_model_selftest(clxp_model *m, clxp_error *err);
 
 /* ---- encoding ------------------------------------------------------------- */
 

@@ -149,16 +149,29 @@ clxp_status prompts_parse(const char *buf, size_t len, const char *what, int cat
     return st;
 }
 
+/* A categories file has at least one "[Unit]" line (a whole line in square brackets). */
+static int has_unit_line(const char *buf, size_t len) {
+    size_t pos = 0;
+    while (pos < len) {
+        const char *nl = memchr(buf + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - buf) : len, a = pos, b = end;
+        while (a < b && is_space(buf[a])) a++;
+        while (b > a && is_space(buf[b - 1])) b--;
+        if (b - a >= 3 && buf[a] == '[' && buf[b - 1] == ']') return 1;
+        pos = end + 1;
+    }
+    return 0;
+}
+
 static clxp_status load(const char *path, int mode, prompt_set *out, clxp_error *err) {
     char *buf = NULL;
     size_t len = 0;
     memset(out, 0, sizeof *out);
     clxp_status st = clxp_read_file(path, CLXP_MAX_PROMPT_FILE, &buf, &len, err);
     if (st != CLXP_OK) return st;
-    if (mode < 0) { /* auto-detect from the first non-blank character */
-        size_t i = (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
-        while (i < len && (is_space(buf[i]) || buf[i] == '\n')) i++;
-        mode = i < len && buf[i] == '[';
+    if (mode < 0) {
+        size_t bom = (len >= 3 && memcmp(buf, "\xEF\xBB\xBF", 3) == 0) ? 3 : 0;
+        mode = has_unit_line(buf + bom, len - bom);
     }
     st = prompts_parse(buf, len, path, mode, out, err);
     free(buf);

@@ -1,0 +1,103 @@
+/* clxp info: load a model, print its configuration, run a self-test. */
+#include <cjson/cJSON.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "cli/cli.h"
+
+static const char *info_help =
+    "Usage: clxp info [options] MODEL_DIR\n"
+    "\n"
+    "Loads a Hugging Face CLIP model directory, prints its configuration (input size, towers,\n"
+    "dimensions, weight dtype, parameter count) and runs a self-test forward pass (a gray image\n"
+    "and two prompts) that checks every output is finite. Exits non-zero with a one-line error\n"
+    "if the model cannot be loaded or is not supported.\n"
+    "\n"
+    "Options:\n"
+    "  --json            print the configuration as JSON\n"
+    "  -t, --threads N   worker threads (default: all cores)\n"
+    "  -h, --help        show this help\n";
+
+static void print_json(const clxp_model_info *i, int selftest_ok) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "kind", i->kind);
+    cJSON_AddStringToObject(o, "path", i->path);
+    cJSON_AddNumberToObject(o, "embed_dim", i->embed_dim);
+    cJSON_AddNumberToObject(o, "logit_scale", i->logit_scale);
+    cJSON_AddStringToObject(o, "weights_dtype", i->weights_dtype);
+    cJSON_AddNumberToObject(o, "parameters", (double)i->n_params);
+    cJSON *v = cJSON_AddObjectToObject(o, "vision");
+    cJSON_AddNumberToObject(v, "image_size", i->image_size);
+    cJSON_AddNumberToObject(v, "patch_size", i->patch_size);
+    cJSON_AddNumberToObject(v, "hidden_size", i->vision_hidden);
+    cJSON_AddNumberToObject(v, "layers", i->vision_layers);
+    cJSON_AddNumberToObject(v, "heads", i->vision_heads);
+    cJSON_AddNumberToObject(v, "intermediate_size", i->vision_mlp);
+    cJSON_AddStringToObject(v, "activation", i->vision_act);
+    cJSON *t = cJSON_AddObjectToObject(o, "text");
+    cJSON_AddNumberToObject(t, "context_length", i->context_length);
+    cJSON_AddNumberToObject(t, "vocab_size", i->vocab_size);
+    cJSON_AddNumberToObject(t, "hidden_size", i->text_hidden);
+    cJSON_AddNumberToObject(t, "layers", i->text_layers);
+    cJSON_AddNumberToObject(t, "heads", i->text_heads);
+    cJSON_AddNumberToObject(t, "intermediate_size", i->text_mlp);
+    cJSON_AddStringToObject(t, "activation", i->text_act);
+    cJSON *p = cJSON_AddObjectToObject(o, "preprocess");
+    cJSON_AddNumberToObject(p, "resize_shortest_edge", i->resize_shortest_edge);
+    cJSON_AddNumberToObject(p, "crop_size", i->crop_size);
+    cJSON_AddItemToObject(p, "mean", cJSON_CreateFloatArray(i->image_mean, 3));
+    cJSON_AddItemToObject(p, "std", cJSON_CreateFloatArray(i->image_std, 3));
+    cJSON_AddBoolToObject(o, "selftest_passed", selftest_ok);
+    char *s = cJSON_Print(o);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+static void print_text(const clxp_model_info *i) {
+    printf("model          %s\n", i->path);
+    printf("kind           %s, embedding dim %d, logit scale %.4f\n", i->kind, i->embed_dim, i->logit_scale);
+    printf("weights        %s, %.2f M parameters\n", i->weights_dtype, (double)i->n_params / 1e6);
+    printf("vision         %dx%d input, patch %d, hidden %d, %d layers, %d heads, MLP %d, %s\n", i->image_size,
+           i->image_size, i->patch_size, i->vision_hidden, i->vision_layers, i->vision_heads, i->vision_mlp,
+           i->vision_act);
+    printf("text           context %d, vocab %d, hidden %d, %d layers, %d heads, MLP %d, %s\n", i->context_length,
+           i->vocab_size, i->text_hidden, i->text_layers, i->text_heads, i->text_mlp, i->text_act);
+    printf("preprocess     shortest edge %d, center crop %d, mean (%.4f, %.4f, %.4f), std (%.4f, %.4f, %.4f)\n",
+           i->resize_shortest_edge, i->crop_size, i->image_mean[0], i->image_mean[1], i->image_mean[2],
+           i->image_std[0], i->image_std[1], i->image_std[2]);
+}
+
+int cmd_info(int argc, char **argv) {
+    static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
+                                         {"threads", required_argument, NULL, 't'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    int json = 0, c;
+    clxp_load_options lo = {0};
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "jt:h", opts, NULL)) != -1) {
+        switch (c) {
+        case 'j': json = 1; break;
+        case 't':
+            if (cli_parse_int(optarg, 1, 4096, &lo.n_threads)) return cli_usage_error("info", "bad --threads '%s'", optarg);
+            break;
+        case 'h': fputs(info_help, stdout); return 0;
+        default: return cli_usage_error("info", "invalid option");
+        }
+    }
+    if (optind != argc - 1) return cli_usage_error("info", "expected exactly one MODEL_DIR");
+    clxp_error err = {0};
+    clxp_model *m = NULL;
+    if (clxp_model_load(argv[optind], &lo, &m, &err) != CLXP_OK) return cli_fail(&err);
+    const clxp_model_info *i = clxp_model_get_info(m);
+    clxp_status st = clxp_model_selftest(m, &err);
+    if (json) print_json(i, st == CLXP_OK);
+    else {
+        print_text(i);
+        printf("self-test      %s\n", st == CLXP_OK ? "passed (finite embeddings from both towers)" : "FAILED");
+    }
+    clxp_model_free(m);
+    return st == CLXP_OK ? 0 : cli_fail(&err);
+}

@@ -1,0 +1,95 @@
+/* clxp: zero-shot classification of images against text prompts with CLIP models. */
+#include <errno.h>
+#include <libavutil/log.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const char *usage_text =
+    "clxp " CLXP_VERSION_STRING " - zero-shot image classification with CLIP models\n"
+    "\n"
+    "Usage:\n"
+    "  clxp classify -m MODEL_DIR -l LABELS.txt [options] IMAGE...\n"
+    "  clxp info [--json] MODEL_DIR\n"
+    "  clxp --help | --version\n"
+    "\n"
+    "Commands:\n"
+    "  classify   rank the labels of a labels file for each image\n"
+    "  info       load a model, print its configuration and run a self-test\n"
+    "\n"
+    "Run 'clxp COMMAND --help' for the options of a command.\n"
+    "MODEL_DIR is a Hugging Face CLIP model directory (config.json, model.safetensors,\n"
+    "tokenizer.json, preprocessor_config.json), e.g. a download of openai/clip-vit-base-patch32.\n";
+
+int cli_fail(const clxp_error *err) {
+    fprintf(stderr, "clxp: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
+    return CLI_EXIT_ERROR;
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    fprintf(stderr, "clxp %s: ", cmd);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, " (see 'clxp %s --help')\n", cmd);
+    return CLI_EXIT_USAGE;
+}
+
+static void log_to_stderr(void *user, clxp_log_level level, const char *msg) {
+    (void)user;
+    static const char *names[] = {"error", "warning", "info", "debug"};
+    fprintf(stderr, "clxp: %s: %s\n", names[level], msg);
+}
+
+void cli_setup_logging(int verbosity) {
+    clxp_log_level lv = verbosity <= 0 ? CLXP_LOG_ERROR : verbosity == 1 ? CLXP_LOG_WARN
+                                                     : verbosity == 2   ? CLXP_LOG_INFO
+                                                                        : CLXP_LOG_DEBUG;
+    clxp_set_log_callback(log_to_stderr, NULL, lv);
+    /* FFmpeg's decoders report problems on their own; clxp reports them as one-line errors instead,
+     * so FFmpeg only speaks at -vv and above. */
+    av_log_set_level(verbosity >= 3 ? AV_LOG_VERBOSE : verbosity >= 2 ? AV_LOG_WARNING : AV_LOG_QUIET);
+}
+
+int cli_parse_int(const char *s, int lo, int hi, int *out) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || !end || end == s || *end || v < lo || v > hi) return -1;
+    *out = (int)v;
+    return 0;
+}
+
+int cli_parse_float(const char *s, float *out) {
+    char *end = NULL;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || !end || end == s || *end || v != v) return -1;
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        fputs(usage_text, stderr);
+        return CLI_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V")) {
+        printf("clxp %s\n", CLXP_VERSION_STRING);
+        return 0;
+    }
+    cli_setup_logging(1);
+    if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    fprintf(stderr, "clxp: unknown command '%s' (see 'clxp --help')\n", cmd);
+    return CLI_EXIT_USAGE;
+}
