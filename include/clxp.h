@@ -137,15 +137,33 @@ const char *clxp_labelbank_label(const clxp_labelbank *b, int i);
 /* Row-major [size x embed_dim] normalised embeddings owned by the bank. */
 const float *clxp_labelbank_embeddings(const clxp_labelbank *b);
 
+/* Build a bank from a prompt file: a labels file (one prompt per line; templates apply) or a categories file
+ * ("[Unit]" / "(Category)" / prompt lines; auto-detected: a file with a "[Unit]" line; templates must be 0).
+ * Limits and syntax: README "Prompt files". */
+clxp_status clxp_labelbank_load_file(clxp_model *m, const char *path, const char *const *templates, int n_templates,
+                                     clxp_labelbank **out, clxp_error *err);
+
+/* Classes a bank scores: its labels, or for a categories bank its categories (size() is then the prompt count). */
+int clxp_labelbank_n_classes(const clxp_labelbank *b);
+const char *clxp_labelbank_class_name(const clxp_labelbank *b, int c);
+/* Categories banks: units, and the unit each class (category) belongs to. Labels banks: 0 units, unit -1. */
+int clxp_labelbank_n_units(const clxp_labelbank *b);
+const char *clxp_labelbank_unit_name(const clxp_labelbank *b, int u);
+int clxp_labelbank_class_unit(const clxp_labelbank *b, int c);
+/* The model's exp(logit_scale) the bank was made with. */
+float clxp_labelbank_logit_scale(const clxp_labelbank *b);
+
 typedef struct clxp_score_options {
     float logit_scale; /* <= 0: the model's learned exp(logit_scale) */
     float temperature; /* logits are divided by this; <= 0 means 1 */
 } clxp_score_options;
 
-/* probs[i * size + j] = softmax_j(scale * cos(embeds_i, label_j) / temperature).
- * embeds: n rows of embed_dim normalised floats. opt may be NULL (defaults). */
+/* Scores of n embeddings (rows of embed_dim normalised floats) into scores[i * n_classes + c]:
+ * labels bank: softmax over the labels of scale * cos(embeds_i, label_j) / temperature;
+ * categories bank: the same softmax separately over each unit's prompts, and a category's score is the sum of
+ * its prompts' probabilities (a unit's category scores sum to 1). opt may be NULL (defaults). */
 clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, const clxp_score_options *opt,
-                          float *probs, clxp_error *err);
+                          float *scores, clxp_error *err);
 
 #ifdef __cplusplus
 }

@@ -8,7 +8,9 @@
 #include <unistd.h>
 
 #include "clxp.h"
+#include "classify/scoring.h"
 #include "io/preprocessor_config.h"
+#include "io/prompts.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "models/clip.h"
@@ -35,6 +37,7 @@ struct clxp_labelbank {
     char **labels;
     float *emb; /* [n, dim], normalised */
     float logit_scale;
+    prompt_set cats; /* categories bank: units and categories (cats.n_units > 0); its prompts are `labels` */
 };
 
 static int default_threads(void) {
@@ -286,8 +289,49 @@ clxp_status clxp_labelbank_create(clxp_model *m, const char *const *labels, int 
     return CLXP_OK;
 }
 
+clxp_status clxp_labelbank_load_file(clxp_model *m, const char *path, const char *const *templates, int n_templates,
+                                     clxp_labelbank **out, clxp_error *err) {
+    *out = NULL;
+    prompt_set ps;
+    clxp_status st = prompts_load(path, &ps, err);
+    if (st != CLXP_OK) return st;
+    if (ps.is_categories && n_templates > 0) {
+        prompts_free(&ps);
+        return clxp_err_set(err, CLXP_ERR_INVALID, "%s: templates apply to labels files, not to a categories file",
+                            path);
+    }
+    st = clxp_labelbank_create(m, (const char *const *)ps.text, ps.n, ps.is_categories ? NULL : templates,
+                               ps.is_categories ? 0 : n_templates, out, err);
+    if (st == CLXP_OK && ps.is_categories) {
+        (*out)->cats = ps; /* the bank keeps the unit/category structure */
+        return CLXP_OK;
+    }
+    prompts_free(&ps);
+    return st;
+}
+
+int clxp_labelbank_n_classes(const clxp_labelbank *b) { return b->cats.n_units ? b->cats.n_cats : b->n; }
+
+const char *clxp_labelbank_class_name(const clxp_labelbank *b, int c) {
+    if (c < 0 || c >= clxp_labelbank_n_classes(b)) return NULL;
+    return b->cats.n_units ? b->cats.cats[c].name : b->labels[c];
+}
+
+int clxp_labelbank_n_units(const clxp_labelbank *b) { return b->cats.n_units; }
+
+const char *clxp_labelbank_unit_name(const clxp_labelbank *b, int u) {
+    return (u >= 0 && u < b->cats.n_units) ? b->cats.units[u].name : NULL;
+}
+
+int clxp_labelbank_class_unit(const clxp_labelbank *b, int c) {
+    return (b->cats.n_units && c >= 0 && c < b->cats.n_cats) ? b->cats.cats[c].unit : -1;
+}
+
+float clxp_labelbank_logit_scale(const clxp_labelbank *b) { return b->logit_scale; }
+
 void clxp_labelbank_free(clxp_labelbank *b) {
     if (!b) return;
+    prompts_free(&b->cats);
     for (int i = 0; b->labels && i < b->n; i++) free(b->labels[i]);
     free(b->labels);
     free(b->emb);
@@ -299,24 +343,40 @@ const char *clxp_labelbank_label(const clxp_labelbank *b, int i) { return (i >= 
 const float *clxp_labelbank_embeddings(const clxp_labelbank *b) { return b->emb; }
 
 clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, const clxp_score_options *opt,
-                          float *probs, clxp_error *err) {
-    if (n < 0 || (n > 0 && (!embeds || !probs))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
+                          float *scores, clxp_error *err) {
+    if (n < 0 || (n > 0 && (!embeds || !scores))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
     float scale = opt && opt->logit_scale > 0 ? opt->logit_scale : b->logit_scale;
     float temp = opt && opt->temperature > 0 ? opt->temperature : 1.0f;
     if (!isfinite(scale) || !isfinite(temp))
         return clxp_err_set(err, CLXP_ERR_INVALID, "logit scale and temperature must be finite");
-    for (int i = 0; i < n; i++) {
+    float *sims = b->cats.n_units ? malloc((size_t)b->n * sizeof *sims) : NULL;
+    int *best = b->cats.n_units ? malloc((size_t)b->cats.n_units * sizeof *best) : NULL;
+    if (b->cats.n_units && (!sims || !best)) {
+        free(sims);
+        free(best);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    clxp_status st = CLXP_OK;
+    for (int i = 0; i < n && st == CLXP_OK; i++) {
         const float *e = embeds + (size_t)i * b->dim;
-        float *p = probs + (size_t)i * b->n;
+        float *p = b->cats.n_units ? sims : scores + (size_t)i * b->n;
         for (int j = 0; j < b->n; j++) {
             const float *l = b->emb + (size_t)j * b->dim;
             float dot = 0;
             for (int k = 0; k < b->dim; k++) dot += e[k] * l[k];
-            p[j] = scale * dot / temp;
+            p[j] = dot;
         }
-        nn_softmax(p, b->n);
+        if (b->cats.n_units) {
+            if (score_categories(&b->cats, sims, scale, temp, scores + (size_t)i * b->cats.n_cats, best) != CLXP_OK)
+                st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        } else {
+            for (int j = 0; j < b->n; j++) p[j] = scale * p[j] / temp;
+            nn_softmax(p, b->n);
+        }
     }
-    return CLXP_OK;
+    free(sims);
+    free(best);
+    return st;
 }
 
 clxp_status clxp_model_selftest(clxp_model *m, clxp_error *err) {

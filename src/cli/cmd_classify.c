@@ -8,7 +8,6 @@
 
 #include "classify/scoring.h"
 #include "cli/cli.h"
-#include "io/prompts.h"
 #include "util/error.h"
 
 #define MAX_TEMPLATES 256
@@ -116,47 +115,62 @@ static int parse_args(int argc, char **argv, options *o) {
 
 /* ---- output ------------------------------------------------------------------------------------------- */
 
-static void print_labels_table(const char *file, const prompt_set *ps, const float *p, const int *idx, int k,
+/* Labels bank: the top-k labels at or above the confidence threshold. */
+static void print_labels_table(const char *file, const clxp_labelbank *b, const float *p, const int *idx, int k,
                                float conf) {
     printf("%s\n", file);
     for (int r = 0; r < k; r++)
-        if (p[idx[r]] >= conf) printf("  %2d. %6.2f%%  %s\n", r + 1, 100.0 * p[idx[r]], ps->text[idx[r]]);
+        if (p[idx[r]] >= conf)
+            printf("  %2d. %6.2f%%  %s\n", r + 1, 100.0 * p[idx[r]], clxp_labelbank_class_name(b, idx[r]));
 }
 
-static cJSON *labels_json(const char *file, const prompt_set *ps, const float *p, const int *idx, int k, float conf) {
+static cJSON *labels_json(const char *file, const clxp_labelbank *b, const float *p, const int *idx, int k,
+                          float conf) {
     cJSON *r = cJSON_CreateObject(), *arr;
     cJSON_AddStringToObject(r, "file", file);
     arr = cJSON_AddArrayToObject(r, "labels");
     for (int i = 0; i < k; i++) {
         if (p[idx[i]] < conf) continue;
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "label", ps->text[idx[i]]);
+        cJSON_AddStringToObject(e, "label", clxp_labelbank_class_name(b, idx[i]));
         cJSON_AddNumberToObject(e, "probability", p[idx[i]]);
         cJSON_AddItemToArray(arr, e);
     }
     return r;
 }
 
-static void print_categories_table(const char *file, const prompt_set *ps, const float *cs, const int *best) {
-    printf("%s\n", file);
-    for (int u = 0; u < ps->n_units; u++)
-        printf("  %-24s %-28s %6.2f%%\n", ps->units[u].name, ps->cats[best[u]].name, 100.0 * cs[best[u]]);
+/* Categories bank: the best category of each unit. */
+static int best_of_unit(const clxp_labelbank *b, const float *cs, int u) {
+    int best = -1;
+    for (int c = 0; c < clxp_labelbank_n_classes(b); c++)
+        if (clxp_labelbank_class_unit(b, c) == u && (best < 0 || cs[c] > cs[best])) best = c;
+    return best;
 }
 
-static cJSON *categories_json(const char *file, const prompt_set *ps, const float *cs, const int *best) {
+static void print_categories_table(const char *file, const clxp_labelbank *b, const float *cs) {
+    printf("%s\n", file);
+    for (int u = 0; u < clxp_labelbank_n_units(b); u++) {
+        int c = best_of_unit(b, cs, u);
+        printf("  %-24s %-28s %6.2f%%\n", clxp_labelbank_unit_name(b, u), clxp_labelbank_class_name(b, c),
+               100.0 * cs[c]);
+    }
+}
+
+static cJSON *categories_json(const char *file, const clxp_labelbank *b, const float *cs) {
     cJSON *r = cJSON_CreateObject();
     cJSON_AddStringToObject(r, "file", file);
     cJSON *units = cJSON_AddArrayToObject(r, "units");
-    for (int u = 0; u < ps->n_units; u++) {
-        const prompt_unit *un = &ps->units[u];
+    for (int u = 0; u < clxp_labelbank_n_units(b); u++) {
+        int best = best_of_unit(b, cs, u);
         cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "unit", un->name);
-        cJSON_AddStringToObject(e, "category", ps->cats[best[u]].name);
-        cJSON_AddNumberToObject(e, "score", cs[best[u]]);
+        cJSON_AddStringToObject(e, "unit", clxp_labelbank_unit_name(b, u));
+        cJSON_AddStringToObject(e, "category", clxp_labelbank_class_name(b, best));
+        cJSON_AddNumberToObject(e, "score", cs[best]);
         cJSON *all = cJSON_AddArrayToObject(e, "categories");
-        for (int c = un->first_cat; c < un->first_cat + un->n_cats; c++) {
+        for (int c = 0; c < clxp_labelbank_n_classes(b); c++) {
+            if (clxp_labelbank_class_unit(b, c) != u) continue;
             cJSON *ce = cJSON_CreateObject();
-            cJSON_AddStringToObject(ce, "category", ps->cats[c].name);
+            cJSON_AddStringToObject(ce, "category", clxp_labelbank_class_name(b, c));
             cJSON_AddNumberToObject(ce, "score", cs[c]);
             cJSON_AddItemToArray(all, ce);
         }
@@ -174,76 +188,48 @@ int cmd_classify(int argc, char **argv) {
     cli_setup_logging(o.verbosity);
 
     clxp_error err = {0};
-    prompt_set ps;
-    if (prompts_load(o.labels, &ps, &err) != CLXP_OK) return cli_fail(&err);
-    if (ps.is_categories && o.n_templates) {
-        prompts_free(&ps);
-        return cli_usage_error("classify", "--template applies to labels files, not to the categories file %s",
-                               o.labels);
-    }
     clxp_model *m = NULL;
     clxp_labelbank *bank = NULL;
     if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK ||
-        clxp_labelbank_create(m, (const char *const *)ps.text, ps.n, o.templates, o.n_templates, &bank, &err) !=
-            CLXP_OK) {
+        clxp_labelbank_load_file(m, o.labels, o.templates, o.n_templates, &bank, &err) != CLXP_OK) {
         clxp_model_free(m);
-        prompts_free(&ps);
         return cli_fail(&err);
     }
-    const int n_img = argc - optind, dim = clxp_model_get_info(m)->embed_dim, L = ps.n;
+    const int n_img = argc - optind, dim = clxp_model_get_info(m)->embed_dim, C = clxp_labelbank_n_classes(bank);
+    const int categories = clxp_labelbank_n_units(bank) > 0;
     const char *const *files = (const char *const *)argv + optind;
     float *emb = malloc((size_t)n_img * dim * sizeof *emb);
-    float *probs = malloc((size_t)n_img * L * sizeof *probs);
-    clxp_status st = (emb && probs) ? CLXP_OK : clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
+    float *scores = malloc((size_t)n_img * C * sizeof *scores);
+    int k = o.top <= 0 || o.top > C ? C : o.top;
+    int *idx = malloc((size_t)k * sizeof *idx);
+    clxp_status st = (emb && scores && idx) ? CLXP_OK : clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
     for (int b0 = 0; b0 < n_img && st == CLXP_OK; b0 += FILE_BATCH) {
         int B = n_img - b0 < FILE_BATCH ? n_img - b0 : FILE_BATCH;
         st = clxp_encode_image_files(m, files + b0, B, emb + (size_t)b0 * dim, &err);
     }
+    clxp_score_options so = {o.logit_scale, o.temperature};
+    if (st == CLXP_OK) st = clxp_classify(bank, emb, n_img, &so, scores, &err);
     /* Output only once every image has been classified: a failing input leaves no partial output. */
     cJSON *root = NULL, *results = NULL;
     if (st == CLXP_OK && o.json) {
         root = cJSON_CreateObject();
         cJSON_AddStringToObject(root, "model", o.model);
         cJSON_AddStringToObject(root, "labels_file", o.labels);
-        cJSON_AddNumberToObject(root, "logit_scale", o.logit_scale > 0 ? o.logit_scale : clxp_model_get_info(m)->logit_scale);
+        cJSON_AddNumberToObject(root, "logit_scale",
+                                o.logit_scale > 0 ? o.logit_scale : clxp_labelbank_logit_scale(bank));
         cJSON_AddNumberToObject(root, "temperature", o.temperature);
         results = cJSON_AddArrayToObject(root, "results");
     }
-    if (st == CLXP_OK && !ps.is_categories) {
-        clxp_score_options so = {o.logit_scale, o.temperature};
-        st = clxp_classify(bank, emb, n_img, &so, probs, &err);
-        int k = o.top <= 0 || o.top > L ? L : o.top;
-        int *idx = malloc((size_t)k * sizeof *idx);
-        if (!idx) st = clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
-        for (int i = 0; i < n_img && st == CLXP_OK; i++) {
-            const float *p = probs + (size_t)i * L;
-            score_top_k(p, L, k, idx);
-            if (o.json) cJSON_AddItemToArray(results, labels_json(files[i], &ps, p, idx, k, o.confidence));
-            else print_labels_table(files[i], &ps, p, idx, k, o.confidence);
+    for (int i = 0; i < n_img && st == CLXP_OK; i++) {
+        const float *p = scores + (size_t)i * C;
+        if (categories) {
+            if (o.json) cJSON_AddItemToArray(results, categories_json(files[i], bank, p));
+            else print_categories_table(files[i], bank, p);
+        } else {
+            score_top_k(p, C, k, idx);
+            if (o.json) cJSON_AddItemToArray(results, labels_json(files[i], bank, p, idx, k, o.confidence));
+            else print_labels_table(files[i], bank, p, idx, k, o.confidence);
         }
-        free(idx);
-    } else if (st == CLXP_OK) {
-        const float *lab = clxp_labelbank_embeddings(bank);
-        float scale = o.logit_scale > 0 ? o.logit_scale : clxp_model_get_info(m)->logit_scale;
-        float *cs = malloc((size_t)ps.n_cats * sizeof *cs);
-        int *best = malloc((size_t)ps.n_units * sizeof *best);
-        if (!cs || !best) st = clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
-        for (int i = 0; i < n_img && st == CLXP_OK; i++) {
-            float *sims = probs + (size_t)i * L;
-            for (int j = 0; j < L; j++) {
-                float d = 0;
-                for (int k = 0; k < dim; k++) d += emb[(size_t)i * dim + k] * lab[(size_t)j * dim + k];
-                sims[j] = d;
-            }
-            if (score_categories(&ps, sims, scale, o.temperature, cs, best) != CLXP_OK) {
-                st = clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
-                break;
-            }
-            if (o.json) cJSON_AddItemToArray(results, categories_json(files[i], &ps, cs, best));
-            else print_categories_table(files[i], &ps, cs, best);
-        }
-        free(cs);
-        free(best);
     }
     if (root && st == CLXP_OK) {
         char *s = cJSON_Print(root);
@@ -253,10 +239,10 @@ int cmd_classify(int argc, char **argv) {
     }
     cJSON_Delete(root);
     free(emb);
-    free(probs);
+    free(scores);
+    free(idx);
     clxp_labelbank_free(bank);
     clxp_model_free(m);
-    prompts_free(&ps);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");
     return st == CLXP_OK ? 0 : cli_fail(&err);
 }
