@@ -165,6 +165,54 @@ typedef struct clxp_score_options {
 clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, const clxp_score_options *opt,
                           float *scores, clxp_error *err);
 
+/* ---- whole files: video frames, still images ------------------------------------------------------------ */
+
+/* One classified item: a sampled frame, or one box (region) of a frame. */
+typedef struct clxp_result {
+    const char *input;     /* the input as given */
+    int stream_index;      /* FFmpeg stream index of the input */
+    char media_type;       /* 'v' (video frame or still image) or 'a' (audio window) */
+    int64_t frame_index;   /* 0-based index of the frame among the stream's decoded frames (video), or of the
+                              window (audio) */
+    int64_t pts;           /* presentation timestamp in the stream time base (INT64_MIN if unknown) */
+    double time;           /* start time in seconds (pts * time base, from the start of the file) */
+    double duration;       /* seconds the result stands for (frame duration / window length; 0 if unknown) */
+    int width, height;     /* size of the frame as classified (after rotation, aspect and --vf) */
+    int box_index;         /* -1: the whole frame; >= 0: the index of the box among the frame's boxes */
+    float box_x, box_y, box_w, box_h; /* the box in pixels of the frame (box_index >= 0) */
+    const char *box_label; /* detector label of the box, NULL if none */
+    float box_score;       /* detector score of the box, NAN if none */
+    int n_classes;
+    const float *scores;   /* clxp_labelbank_n_classes() scores: label probabilities or category scores */
+    const uint8_t *rgb;    /* the classified RGB24 pixels (rows 3 * width bytes), valid during the callback */
+} clxp_result;
+
+/* Called for each result in order; return non-zero to stop the run early (clxp_run_file then returns CLXP_OK). */
+typedef int (*clxp_result_fn)(void *user, const clxp_result *r);
+/* Progress: position and duration in seconds (duration <= 0 if unknown), frames decoded so far. */
+typedef void (*clxp_progress_fn)(void *user, double position, double duration, int64_t frames);
+
+typedef struct clxp_run_options {
+    const char *stream;       /* FFmpeg stream specifier ("v:1", "0", ...); NULL: the best video stream */
+    int every_n;              /* keep every Nth frame (after the other selections); 0/1: all */
+    double every_t;           /* keep at most one frame per T seconds, by timestamp; 0: off */
+    double scene;             /* keep frames whose scene score > this (libavfilter select); 0: off */
+    int keyframes_only;       /* decode key frames only (fast) */
+    double start, duration;   /* seek to start (s) and stop after duration (s); duration 0: to the end */
+    const char *vf;           /* a libavfilter graph applied to the frames before classification, or NULL */
+    int batch;                /* frames per inference batch; 0: 16 */
+    const char *boxes;        /* JSON Lines file of detection boxes per frame (classify the crops), or NULL */
+    const char *target;       /* with boxes: only boxes whose detector label matches (case-insensitive) */
+    clxp_score_options score; /* logit scale / temperature */
+    clxp_progress_fn progress;
+    void *progress_user;
+} clxp_run_options;
+
+/* Decode `input` (any file or URL libavformat opens), select frames as opt says, classify each (or each box)
+ * against the bank in batches, and call on_result for every result in presentation order. opt may be NULL. */
+clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *input, const clxp_run_options *opt,
+                          clxp_result_fn on_result, void *user, clxp_error *err);
+
 #ifdef __cplusplus
 }
 #endif

@@ -18,19 +18,11 @@
 #include "text/tokenizer.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "api/internal.h"
 
 /* Batch sizes the towers are run with (bounded activation memory whatever the caller passes). */
 #define TEXT_BATCH 64
 #define IMAGE_BATCH 16
-
-struct clxp_model {
-    clip_model *clip;
-    clxp_tokenizer *tok;
-    clip_preproc_cfg pp;
-    clxp_model_info info;
-    char *path;
-    int n_threads;
-};
 
 struct clxp_labelbank {
     int n, dim;
@@ -165,6 +157,13 @@ clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, fl
     return st;
 }
 
+clxp_status model_encode_pixels(clxp_model *m, const float *pixels, int B, float *out, clxp_error *err) {
+    omp_set_num_threads(m->n_threads);
+    clxp_status st = clip_encode_pixels(m->clip, pixels, B, out, NULL, NULL, err);
+    if (st == CLXP_OK) nn_l2_normalize(out, B, m->info.embed_dim);
+    return st;
+}
+
 clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!images || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
     omp_set_num_threads(m->n_threads);
@@ -182,8 +181,7 @@ clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, f
                 st = clip_preprocess(&m->pp, im->rgb, im->width, im->height, im->stride, pix + (size_t)i * plane,
                                      NULL, err);
         }
-        if (st == CLXP_OK) st = clip_encode_pixels(m->clip, pix, B, out + (size_t)b0 * dim, NULL, NULL, err);
-        if (st == CLXP_OK) nn_l2_normalize(out + (size_t)b0 * dim, B, dim);
+        if (st == CLXP_OK) st = model_encode_pixels(m, pix, B, out + (size_t)b0 * dim, err);
     }
     free(pix);
     return st;
