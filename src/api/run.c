@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "io/boxes.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "media/video.h"
@@ -40,6 +41,10 @@ typedef struct producer {
     video_reader *vr;
     double duration;
     int64_t decoded;
+    const box_set *boxes;    /* region mode: classify these crops instead of whole frames */
+    unsigned char *matched;  /* per box_set entry: applied to a processed frame */
+    const char *target;
+    int still; /* the input is a still image (decoded like the image files of clxp_encode_image_files) */
 } producer;
 
 static void item_free(item *it) {
@@ -88,18 +93,82 @@ static void queue_finish(queue *q, clxp_status st, const clxp_error *err) {
 }
 
 /* Preprocess an RGB frame into a queue item owning a copy of the pixels. */
-static clxp_status make_item(clxp_model *m, const uint8_t *rgb, int w, int h, item *it, clxp_error *err) {
+static clxp_status make_item(clxp_model *m, const uint8_t *rgb, int w, int h, int stride, item *it,
+                             clxp_error *err) {
     const int S = m->info.image_size;
-    size_t nb = (size_t)w * h * 3;
-    it->rgb = malloc(nb);
+    it->rgb = malloc((size_t)w * h * 3);
     it->pixels = malloc((size_t)3 * S * S * sizeof(float));
     if (!it->rgb || !it->pixels) {
         item_free(it);
         return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     }
-    memcpy(it->rgb, rgb, nb);
-    clxp_status st = clip_preprocess(&m->pp, rgb, w, h, 3 * w, it->pixels, NULL, err);
+    for (int y = 0; y < h; y++) memcpy(it->rgb + (size_t)y * w * 3, rgb + (size_t)y * stride, (size_t)w * 3);
+    clxp_status st = clip_preprocess(&m->pp, it->rgb, w, h, 3 * w, it->pixels, NULL, err);
     if (st != CLXP_OK) item_free(it);
+    return st;
+}
+
+/* The items of one frame: the whole frame, or in region mode one per box (clipped to the frame; empty boxes and
+ * boxes of other detector labels than the target are skipped). Returns 0 when the consumer wants no more. */
+static int push_frame_items(producer *p, const uint8_t *rgb, const clxp_result *meta, clxp_status *st,
+                            clxp_error *err) {
+    if (!p->boxes) {
+        item it;
+        memset(&it, 0, sizeof it);
+        it.r = *meta;
+        if ((*st = make_item(p->m, rgb, meta->width, meta->height, 3 * meta->width, &it, err)) != CLXP_OK) return 0;
+        return queue_push(p->q, &it);
+    }
+    const box_frame *entries[64];
+    int ne = boxes_for_frame(p->boxes, meta->frame_index, meta->time, meta->duration, entries, 64);
+    if (ne > 64) {
+        clxp_log(CLXP_LOG_WARN, "%s: frame %lld has more than 64 box lines; only the first 64 are used",
+                 p->boxes->path, (long long)meta->frame_index);
+        ne = 64;
+    }
+    int box_no = 0;
+    for (int e = 0; e < ne; e++) {
+        p->matched[entries[e] - p->boxes->frames] = 1;
+        for (int k = 0; k < entries[e]->count; k++, box_no++) {
+            const box *b = &p->boxes->boxes[entries[e]->first + k];
+            if (p->target && !box_matches_target(b, p->target)) continue;
+            int x, y, cw, ch;
+            if (box_crop_rect(b, meta->width, meta->height, &x, &y, &cw, &ch) != 0) {
+                clxp_log(CLXP_LOG_WARN, "%s:%d: box %d is empty inside the %dx%d frame, skipped", p->boxes->path,
+                         entries[e]->line, k, meta->width, meta->height);
+                continue;
+            }
+            item it;
+            memset(&it, 0, sizeof it);
+            it.r = *meta;
+            it.r.box_index = box_no;
+            it.r.box_x = (float)x;
+            it.r.box_y = (float)y;
+            it.r.box_w = (float)cw;
+            it.r.box_h = (float)ch;
+            it.r.box_label = b->label;
+            it.r.box_score = b->score;
+            it.r.width = cw;
+            it.r.height = ch;
+            if ((*st = make_item(p->m, rgb + ((size_t)y * meta->width + x) * 3, cw, ch, 3 * meta->width, &it, err)) !=
+                CLXP_OK)
+                return 0;
+            if (!queue_push(p->q, &it)) return 0;
+        }
+    }
+    return 1;
+}
+
+/* A still image is frame 0 at time 0 of stream 0. */
+static clxp_status produce_still(producer *p, clxp_error *err) {
+    clxp_rgb_image img;
+    clxp_status st = image_load(p->input, &img, err);
+    if (st != CLXP_OK) return st;
+    clxp_result meta = {.input = p->input, .stream_index = 0, .media_type = 'v', .pts = 0, .width = img.width,
+                        .height = img.height, .box_index = -1, .box_score = NAN};
+    push_frame_items(p, img.data, &meta, &st, err);
+    p->decoded = 1;
+    image_free(&img);
     return st;
 }
 
@@ -107,27 +176,29 @@ static void *produce(void *arg) {
     producer *p = arg;
     clxp_error err = {0};
     clxp_status st = CLXP_OK;
+    if (p->still) {
+        st = produce_still(p, &err);
+        queue_finish(p->q, st, &err);
+        return NULL;
+    }
     for (;;) {
         video_frame f;
         int eof = 0;
         st = video_next(p->vr, &f, &eof, &err);
         p->decoded = video_decoded_count(p->vr);
         if (st != CLXP_OK || eof) break;
-        item it;
-        memset(&it, 0, sizeof it);
-        it.r = (clxp_result){.input = p->input,
-                             .stream_index = video_stream_index(p->vr),
-                             .media_type = 'v',
-                             .frame_index = f.frame_index,
-                             .pts = f.pts,
-                             .time = f.time,
-                             .duration = f.duration,
-                             .width = f.width,
-                             .height = f.height,
-                             .box_index = -1,
-                             .box_score = NAN};
-        if ((st = make_item(p->m, f.rgb, f.width, f.height, &it, &err)) != CLXP_OK) break;
-        if (!queue_push(p->q, &it)) break;
+        clxp_result meta = {.input = p->input,
+                            .stream_index = video_stream_index(p->vr),
+                            .media_type = 'v',
+                            .frame_index = f.frame_index,
+                            .pts = f.pts,
+                            .time = f.time,
+                            .duration = f.duration,
+                            .width = f.width,
+                            .height = f.height,
+                            .box_index = -1,
+                            .box_score = NAN};
+        if (!push_frame_items(p, f.rgb, &meta, &st, &err)) break;
     }
     queue_finish(p->q, st, &err);
     return NULL;
@@ -159,61 +230,48 @@ static clxp_status classify_items(consumer *c, item *items, int n, int *stop, cl
     return st;
 }
 
-static clxp_status run_still_image(consumer *c, const char *input, clxp_error *err) {
-    clxp_rgb_image img;
-    clxp_status st = image_load(input, &img, err);
-    if (st != CLXP_OK) return st;
-    item it;
-    memset(&it, 0, sizeof it);
-    it.r = (clxp_result){.input = input, .stream_index = 0, .media_type = 'v', .pts = 0, .width = img.width,
-                         .height = img.height, .box_index = -1, .box_score = NAN};
-    st = make_item(c->m, img.data, img.width, img.height, &it, err);
-    image_free(&img);
-    int stop = 0;
-    if (st == CLXP_OK) st = classify_items(c, &it, 1, &stop, err);
-    if (st == CLXP_OK && c->opt->progress) c->opt->progress(c->opt->progress_user, 0, 0, 1);
-    item_free(&it);
-    return st;
-}
-
 clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *input, const clxp_run_options *opt,
                           clxp_result_fn on_result, void *user, clxp_error *err) {
     static const clxp_run_options defaults;
     if (!opt) opt = &defaults;
     if (!m || !b || !input) return clxp_err_set(err, CLXP_ERR_INVALID, "clxp_run_file: missing model, bank or input");
-    if (opt->boxes) return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: --boxes is not supported yet", opt->boxes);
     const int batch = opt->batch > 0 ? (opt->batch < MAX_BATCH ? opt->batch : MAX_BATCH) : DEFAULT_BATCH;
     const int S = m->info.image_size, dim = m->info.embed_dim, C = clxp_labelbank_n_classes(b);
     consumer c = {m, b, opt, on_result, user, NULL, NULL, NULL, batch};
-    c.pix = malloc((size_t)batch * 3 * S * S * sizeof(float));
-    c.emb = malloc((size_t)batch * dim * sizeof(float));
-    c.scores = malloc((size_t)batch * C * sizeof(float));
-    item *got = calloc((size_t)batch, sizeof *got);
-    clxp_status st = (c.pix && c.emb && c.scores && got) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    if (st == CLXP_OK && media_is_still_image(input)) {
-        st = run_still_image(&c, input, err);
-        goto out;
-    }
-    if (st != CLXP_OK) goto out;
-
-    video_options vo = {opt->stream, opt->keyframes_only, opt->start, opt->duration, opt->scene, opt->every_t,
-                        opt->every_n, opt->vf};
-    video_reader *vr = NULL;
-    if ((st = video_open(input, &vo, &vr, err)) != CLXP_OK) goto out;
+    producer p = {.m = m, .input = input, .target = opt->target, .still = media_is_still_image(input)};
+    p.vo = (video_options){opt->stream, opt->keyframes_only, opt->start, opt->duration, opt->scene, opt->every_t,
+                           opt->every_n, opt->vf};
+    box_set boxes;
+    memset(&boxes, 0, sizeof boxes);
     queue q;
     memset(&q, 0, sizeof q);
     q.cap = 2 * batch; /* one batch being decoded while one is classified */
+    item *got = calloc((size_t)batch, sizeof *got);
     q.items = calloc((size_t)q.cap, sizeof *q.items);
+    c.pix = malloc((size_t)batch * 3 * S * S * sizeof(float));
+    c.emb = malloc((size_t)batch * dim * sizeof(float));
+    c.scores = malloc((size_t)batch * C * sizeof(float));
+    clxp_status st = (c.pix && c.emb && c.scores && got && q.items)
+                         ? CLXP_OK
+                         : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (st == CLXP_OK && opt->boxes) {
+        st = boxes_load(opt->boxes, &boxes, err);
+        p.boxes = &boxes;
+        p.matched = calloc((size_t)boxes.n_frames + 1, 1);
+        if (st == CLXP_OK && !p.matched) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    if (st == CLXP_OK && !p.still) st = video_open(input, &p.vo, &p.vr, err);
+    if (st == CLXP_OK) p.duration = p.vr ? video_duration(p.vr) : 0;
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.changed, NULL);
-    producer p = {&q, m, input, vo, vr, video_duration(vr), 0};
+    p.q = &q;
     pthread_t th;
-    int started = q.items && pthread_create(&th, NULL, produce, &p) == 0;
-    if (!started) st = clxp_err_set(err, CLXP_ERR_NOMEM, "cannot start the decoding thread");
+    int started = st == CLXP_OK && pthread_create(&th, NULL, produce, &p) == 0;
+    if (st == CLXP_OK && !started) st = clxp_err_set(err, CLXP_ERR_NOMEM, "cannot start the decoding thread");
     int stop = 0, n;
     while (started && st == CLXP_OK && !stop && (n = queue_pop(&q, got, batch)) > 0) {
         st = classify_items(&c, got, n, &stop, err);
-        if (opt->progress && n > 0) opt->progress(opt->progress_user, got[n - 1].r.time, p.duration, p.decoded);
+        if (opt->progress) opt->progress(opt->progress_user, got[n - 1].r.time, p.duration, p.decoded);
         for (int i = 0; i < n; i++) item_free(&got[i]);
     }
     if (started) {
@@ -226,16 +284,18 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
             st = q.st;
             if (err) *err = q.err;
         }
-        if (video_corrupt_count(vr) > 0)
+        if (p.vr && video_corrupt_count(p.vr) > 0)
             clxp_log(CLXP_LOG_WARN, "%s: %lld corrupt packets or frames were skipped", input,
-                     (long long)video_corrupt_count(vr));
+                     (long long)video_corrupt_count(p.vr));
+        if (st == CLXP_OK && !stop && p.boxes) boxes_warn_unmatched(p.boxes, p.matched);
     }
     for (int i = 0; i < q.count; i++) item_free(&q.items[(q.head + i) % q.cap]);
-    free(q.items);
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.changed);
-    video_close(vr);
-out:
+    video_close(p.vr);
+    boxes_free(&boxes);
+    free(p.matched);
+    free(q.items);
     free(got);
     free(c.pix);
     free(c.emb);

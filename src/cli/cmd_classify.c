@@ -1,58 +1,98 @@
-/* clxp classify: rank the prompts of a labels file (or score a categories file) for each image. */
-#include <cjson/cJSON.h>
+/* clxp classify: classify images and video frames against a labels or categories file. */
 #include <getopt.h>
+#include <libavutil/parseutils.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "classify/scoring.h"
 #include "cli/cli.h"
+#include "cli/report.h"
+#include "media/video.h"
+#include "output/writer.h"
 #include "util/error.h"
 
 #define MAX_TEMPLATES 256
+#define MAX_OUTPUTS 16
 #define FILE_BATCH 16
 
 static const char *classify_help =
-    "Usage: clxp classify -m MODEL_DIR -l LABELS [options] IMAGE...\n"
+    "Usage: clxp classify -m MODEL_DIR -l LABELS [options] INPUT...\n"
     "\n"
-    "Classifies each image against the prompts of LABELS (zero-shot): the probabilities are a softmax over\n"
-    "the labels of logit_scale * cosine(image, label) / temperature.\n"
+    "Classifies still images and the frames of videos (any file or URL FFmpeg opens) against the prompts of\n"
+    "LABELS (zero-shot): probabilities are a softmax over the labels of logit_scale * cosine / temperature.\n"
     "\n"
-    "LABELS is either a labels file (one prompt per line, UTF-8, blank lines ignored) or a categories file\n"
-    "('[Unit]' lines open a classification unit, '(Category)' lines a category, other lines are the\n"
-    "category's prompts): then a softmax runs over each unit's prompts, a category scores the sum of its\n"
-    "prompts' probabilities, and each unit reports its best category.\n"
+    "LABELS is a labels file (one prompt per line, UTF-8, blank lines ignored) or a categories file ('[Unit]'\n"
+    "lines open a classification unit, '(Category)' lines a category, other lines are the category's prompts):\n"
+    "a softmax runs over each unit's prompts, a category scores the sum of its prompts' probabilities, and each\n"
+    "unit reports its best category.\n"
     "\n"
-    "Options:\n"
+    "Prompts and scores:\n"
     "  -m, --model DIR          Hugging Face CLIP model directory (required)\n"
     "  -l, --labels FILE        labels or categories file (required)\n"
     "      --template TEXT      prompt template with '{}' for the label, e.g. 'a photo of {}.'; repeat it to\n"
     "                           average several templates (prompt ensembling). Labels files only.\n"
-    "  -k, --top K              show the K most probable labels (default 5; 0 = all)\n"
-    "      --confidence P       only show labels with probability >= P (default 0)\n"
+    "  -k, --top K              report the K most probable labels (default 5; 0 = all)\n"
+    "      --confidence P       only report labels with probability >= P (default 0)\n"
     "      --logit-scale S      multiply cosines by S instead of the model's learned exp(logit_scale)\n"
     "      --temperature T      divide logits by T (default 1)\n"
-    "      --json               print JSON instead of a table\n"
+    "\n"
+    "Video frames (combinable; TIME is seconds or [HH:]MM:SS[.m] as in FFmpeg):\n"
+    "      --stream SPEC        video stream to use, FFmpeg stream specifier (default: the best one), e.g. v:1\n"
+    "      --every N            keep every Nth frame\n"
+    "      --interval TIME      keep one frame per TIME, by timestamp (e.g. 1 = one frame per second)\n"
+    "      --scene X            keep frames at scene changes (libavfilter select='gt(scene,X)', e.g. 0.3)\n"
+    "      --keyframes          decode key frames only (fast)\n"
+    "      --start TIME         start at TIME (seeks), like ffmpeg -ss\n"
+    "      --duration TIME      stop after TIME, like ffmpeg -t\n"
+    "      --vf GRAPH           libavfilter graph applied to frames before classification (e.g. 'crop=iw/2:ih')\n"
+    "      --batch N            frames per inference batch (default 16)\n"
+    "\n"
+    "Output:\n"
+    "  -o, --output FILE        write results to FILE (repeatable); format from --format or the extension:\n"
+    "                           jsonl (a record per frame), csv (per-label summary: stream_id,label,\n"
+    "                           avg_probability,count), srt / vtt (subtitles), html (report with a timeline)\n"
+    "      --format FMT         format of the next -o: jsonl, csv, srt, vtt, html\n"
+    "  -y, --overwrite          overwrite existing output files (otherwise they are an error)\n"
+    "      --json               print JSON on stdout instead of the table\n"
     "  -t, --threads N          worker threads (default: all cores)\n"
-    "  -q, --quiet              only errors on stderr\n"
+    "  -q, --quiet              no table and no progress; only errors\n"
     "  -v, --verbose            more messages on stderr (repeat for FFmpeg's own messages)\n"
     "  -h, --help               show this help\n"
     "\n"
-    "Images: any still image FFmpeg decodes (PNG, JPEG, BMP, WebP, TIFF, ...).\n"
-    "Example:\n"
-    "  clxp classify -m clip-vit-base-patch32 -l labels.txt --template 'a photo of {}.' cat.jpg\n";
+    "Examples:\n"
+    "  clxp classify -m clip-vit-base-patch32 -l labels.txt --template 'a photo of {}.' cat.jpg\n"
+    "  clxp classify -m clip-vit-base-patch32 -l categories.txt --interval 1 -o movie.jsonl -o movie.csv movie.mkv\n";
 
-typedef struct {
+typedef struct output_spec {
+    const char *path;
+    const char *format; /* NULL: from the extension */
+} output_spec;
+
+typedef struct options {
     const char *model, *labels;
     const char *templates[MAX_TEMPLATES];
-    int n_templates, top, json, verbosity;
+    int n_templates, top, json, verbosity, overwrite;
     float confidence, logit_scale, temperature;
+    output_spec outputs[MAX_OUTPUTS];
+    int n_outputs;
     clxp_load_options load;
+    clxp_run_options run;
 } options;
 
+static int parse_time(const char *s, double *out) {
+    int64_t us = 0;
+    if (av_parse_time(&us, s, 1) < 0 || us < 0) return -1;
+    *out = (double)us / 1e6;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
-    enum { OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON };
+    enum {
+        OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON, OPT_STREAM, OPT_EVERY, OPT_INTERVAL,
+        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT
+    };
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"labels", required_argument, NULL, 'l'},
                                          {"template", required_argument, NULL, OPT_TEMPLATE},
@@ -60,6 +100,18 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"confidence", required_argument, NULL, OPT_CONF},
                                          {"logit-scale", required_argument, NULL, OPT_SCALE},
                                          {"temperature", required_argument, NULL, OPT_TEMP},
+                                         {"stream", required_argument, NULL, OPT_STREAM},
+                                         {"every", required_argument, NULL, OPT_EVERY},
+                                         {"interval", required_argument, NULL, OPT_INTERVAL},
+                                         {"scene", required_argument, NULL, OPT_SCENE},
+                                         {"keyframes", no_argument, NULL, OPT_KEYFRAMES},
+                                         {"start", required_argument, NULL, OPT_START},
+                                         {"duration", required_argument, NULL, OPT_DURATION},
+                                         {"vf", required_argument, NULL, OPT_VF},
+                                         {"batch", required_argument, NULL, OPT_BATCH},
+                                         {"output", required_argument, NULL, 'o'},
+                                         {"format", required_argument, NULL, OPT_FORMAT},
+                                         {"overwrite", no_argument, NULL, 'y'},
                                          {"json", no_argument, NULL, OPT_JSON},
                                          {"threads", required_argument, NULL, 't'},
                                          {"quiet", no_argument, NULL, 'q'},
@@ -70,14 +122,16 @@ static int parse_args(int argc, char **argv, options *o) {
     o->top = 5;
     o->verbosity = 1;
     o->temperature = 1;
+    const char *pending_format = NULL;
     int c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "m:l:k:t:qvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:l:k:o:t:yqvh", opts, NULL)) != -1) {
         switch (c) {
         case 'm': o->model = optarg; break;
         case 'l': o->labels = optarg; break;
         case OPT_TEMPLATE:
-            if (o->n_templates == MAX_TEMPLATES) return cli_usage_error("classify", "more than %d templates", MAX_TEMPLATES);
+            if (o->n_templates == MAX_TEMPLATES)
+                return cli_usage_error("classify", "more than %d templates", MAX_TEMPLATES);
             if (!strstr(optarg, "{}")) return cli_usage_error("classify", "template '%s' has no '{}'", optarg);
             o->templates[o->n_templates++] = optarg;
             break;
@@ -96,6 +150,42 @@ static int parse_args(int argc, char **argv, options *o) {
             if (cli_parse_float(optarg, &o->temperature) || !(o->temperature > 0) || !isfinite(o->temperature))
                 return cli_usage_error("classify", "--temperature must be a positive number, got '%s'", optarg);
             break;
+        case OPT_STREAM: o->run.stream = optarg; break;
+        case OPT_EVERY:
+            if (cli_parse_int(optarg, 1, 1 << 30, &o->run.every_n))
+                return cli_usage_error("classify", "--every must be a positive integer, got '%s'", optarg);
+            break;
+        case OPT_INTERVAL:
+            if (parse_time(optarg, &o->run.every_t) || !(o->run.every_t > 0))
+                return cli_usage_error("classify", "--interval must be a positive time, got '%s'", optarg);
+            break;
+        case OPT_SCENE: {
+            float v;
+            if (cli_parse_float(optarg, &v) || !(v > 0 && v < 1))
+                return cli_usage_error("classify", "--scene must be in (0, 1), got '%s'", optarg);
+            o->run.scene = v;
+            break;
+        }
+        case OPT_KEYFRAMES: o->run.keyframes_only = 1; break;
+        case OPT_START:
+            if (parse_time(optarg, &o->run.start)) return cli_usage_error("classify", "bad --start '%s'", optarg);
+            break;
+        case OPT_DURATION:
+            if (parse_time(optarg, &o->run.duration) || !(o->run.duration > 0))
+                return cli_usage_error("classify", "--duration must be a positive time, got '%s'", optarg);
+            break;
+        case OPT_VF: o->run.vf = optarg; break;
+        case OPT_BATCH:
+            if (cli_parse_int(optarg, 1, 1024, &o->run.batch))
+                return cli_usage_error("classify", "--batch must be in [1, 1024], got '%s'", optarg);
+            break;
+        case OPT_FORMAT: pending_format = optarg; break;
+        case 'o':
+            if (o->n_outputs == MAX_OUTPUTS) return cli_usage_error("classify", "more than %d outputs", MAX_OUTPUTS);
+            o->outputs[o->n_outputs++] = (output_spec){optarg, pending_format};
+            pending_format = NULL;
+            break;
+        case 'y': o->overwrite = 1; break;
         case OPT_JSON: o->json = 1; break;
         case 't':
             if (cli_parse_int(optarg, 1, 4096, &o->load.n_threads))
@@ -107,79 +197,59 @@ static int parse_args(int argc, char **argv, options *o) {
         default: return cli_usage_error("classify", "invalid option");
         }
     }
+    if (pending_format) return cli_usage_error("classify", "--format %s must come before an -o FILE", pending_format);
     if (!o->model) return cli_usage_error("classify", "missing -m MODEL_DIR");
     if (!o->labels) return cli_usage_error("classify", "missing -l LABELS");
-    if (optind >= argc) return cli_usage_error("classify", "no input images");
+    if (optind >= argc) return cli_usage_error("classify", "no input images or videos");
+    o->run.score = (clxp_score_options){o->logit_scale, o->temperature};
     return 0;
 }
 
-/* ---- output ------------------------------------------------------------------------------------------- */
+/* ---- running ----------------------------------------------------------------------------------------------- */
 
-/* Labels bank: the top-k labels at or above the confidence threshold. */
-static void print_labels_table(const char *file, const clxp_labelbank *b, const float *p, const int *idx, int k,
-                               float conf) {
-    printf("%s\n", file);
-    for (int r = 0; r < k; r++)
-        if (p[idx[r]] >= conf)
-            printf("  %2d. %6.2f%%  %s\n", r + 1, 100.0 * p[idx[r]], clxp_labelbank_class_name(b, idx[r]));
+typedef struct run_state {
+    const options *o;
+    report *rep;
+    out_writer *writers[MAX_OUTPUTS];
+    int n_writers;
+    clxp_status st; /* first error of a writer, reported after the run */
+    clxp_error err;
+} run_state;
+
+static int on_result(void *user, const clxp_result *r) {
+    run_state *s = user;
+    report_result(s->rep, r);
+    for (int i = 0; i < s->n_writers && s->st == CLXP_OK; i++) s->st = out_write(s->writers[i], r, &s->err);
+    return s->st != CLXP_OK; /* a failing output stops the run */
 }
 
-static cJSON *labels_json(const char *file, const clxp_labelbank *b, const float *p, const int *idx, int k,
-                          float conf) {
-    cJSON *r = cJSON_CreateObject(), *arr;
-    cJSON_AddStringToObject(r, "file", file);
-    arr = cJSON_AddArrayToObject(r, "labels");
-    for (int i = 0; i < k; i++) {
-        if (p[idx[i]] < conf) continue;
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "label", clxp_labelbank_class_name(b, idx[i]));
-        cJSON_AddNumberToObject(e, "probability", p[idx[i]]);
-        cJSON_AddItemToArray(arr, e);
-    }
-    return r;
+static void on_progress(void *user, double pos, double dur, int64_t frames) {
+    report_progress(user, pos, dur, frames);
 }
 
-/* Categories bank: the best category of each unit. */
-static int best_of_unit(const clxp_labelbank *b, const float *cs, int u) {
-    int best = -1;
-    for (int c = 0; c < clxp_labelbank_n_classes(b); c++)
-        if (clxp_labelbank_class_unit(b, c) == u && (best < 0 || cs[c] > cs[best])) best = c;
-    return best;
-}
-
-static void print_categories_table(const char *file, const clxp_labelbank *b, const float *cs) {
-    printf("%s\n", file);
-    for (int u = 0; u < clxp_labelbank_n_units(b); u++) {
-        int c = best_of_unit(b, cs, u);
-        printf("  %-24s %-28s %6.2f%%\n", clxp_labelbank_unit_name(b, u), clxp_labelbank_class_name(b, c),
-               100.0 * cs[c]);
-    }
-}
-
-static cJSON *categories_json(const char *file, const clxp_labelbank *b, const float *cs) {
-    cJSON *r = cJSON_CreateObject();
-    cJSON_AddStringToObject(r, "file", file);
-    cJSON *units = cJSON_AddArrayToObject(r, "units");
-    for (int u = 0; u < clxp_labelbank_n_units(b); u++) {
-        int best = best_of_unit(b, cs, u);
-        cJSON *e = cJSON_CreateObject();
-        cJSON_AddStringToObject(e, "unit", clxp_labelbank_unit_name(b, u));
-        cJSON_AddStringToObject(e, "category", clxp_labelbank_class_name(b, best));
-        cJSON_AddNumberToObject(e, "score", cs[best]);
-        cJSON *all = cJSON_AddArrayToObject(e, "categories");
-        for (int c = 0; c < clxp_labelbank_n_classes(b); c++) {
-            if (clxp_labelbank_class_unit(b, c) != u) continue;
-            cJSON *ce = cJSON_CreateObject();
-            cJSON_AddStringToObject(ce, "category", clxp_labelbank_class_name(b, c));
-            cJSON_AddNumberToObject(ce, "score", cs[c]);
-            cJSON_AddItemToArray(all, ce);
+/* Consecutive still images are classified in batches, like any list of image files. */
+static clxp_status run_images(clxp_model *m, const clxp_labelbank *b, const char *const *files, int n, run_state *s,
+                              clxp_error *err) {
+    const int dim = clxp_model_get_info(m)->embed_dim, C = clxp_labelbank_n_classes(b);
+    float *emb = malloc((size_t)FILE_BATCH * dim * sizeof *emb), *scores = malloc((size_t)FILE_BATCH * C * sizeof *scores);
+    clxp_status st = (emb && scores) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    for (int b0 = 0; b0 < n && st == CLXP_OK; b0 += FILE_BATCH) {
+        int B = n - b0 < FILE_BATCH ? n - b0 : FILE_BATCH;
+        st = clxp_encode_image_files(m, files + b0, B, emb, err);
+        if (st == CLXP_OK) st = clxp_classify(b, emb, B, &s->o->run.score, scores, err);
+        for (int i = 0; i < B && st == CLXP_OK; i++) {
+            clxp_result r = {.input = files[b0 + i], .media_type = 'v', .box_index = -1, .box_score = NAN,
+                             .n_classes = C, .scores = scores + (size_t)i * C};
+            if (on_result(s, &r)) {
+                st = s->st;
+                if (err) *err = s->err;
+            }
         }
-        cJSON_AddItemToArray(units, e);
     }
-    return r;
+    free(emb);
+    free(scores);
+    return st;
 }
-
-/* ---- run ------------------------------------------------------------------------------------------------ */
 
 int cmd_classify(int argc, char **argv) {
     options o;
@@ -195,52 +265,50 @@ int cmd_classify(int argc, char **argv) {
         clxp_model_free(m);
         return cli_fail(&err);
     }
-    const int n_img = argc - optind, dim = clxp_model_get_info(m)->embed_dim, C = clxp_labelbank_n_classes(bank);
-    const int categories = clxp_labelbank_n_units(bank) > 0;
-    const char *const *files = (const char *const *)argv + optind;
-    float *emb = malloc((size_t)n_img * dim * sizeof *emb);
-    float *scores = malloc((size_t)n_img * C * sizeof *scores);
-    int k = o.top <= 0 || o.top > C ? C : o.top;
-    int *idx = malloc((size_t)k * sizeof *idx);
-    clxp_status st = (emb && scores && idx) ? CLXP_OK : clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
-    for (int b0 = 0; b0 < n_img && st == CLXP_OK; b0 += FILE_BATCH) {
-        int B = n_img - b0 < FILE_BATCH ? n_img - b0 : FILE_BATCH;
-        st = clxp_encode_image_files(m, files + b0, B, emb + (size_t)b0 * dim, &err);
+    const int n_in = argc - optind;
+    const char *const *inputs = (const char *const *)argv + optind;
+    run_state s = {.o = &o};
+    clxp_status st = CLXP_OK;
+    report_options ro = {o.top, o.confidence, o.json, o.verbosity > 0 && !o.json && o.n_outputs == 0,
+                         o.verbosity > 0 && isatty(2), o.model, o.labels, o.logit_scale, o.temperature};
+    st = report_create(bank, &ro, &s.rep, &err);
+    /* Open every output before any work: a bad path fails fast, and nothing is written on failure. */
+    for (int i = 0; i < o.n_outputs && st == CLXP_OK; i++) {
+        out_format f;
+        st = o.outputs[i].format ? out_format_parse(o.outputs[i].format, &f, &err)
+                                 : out_format_from_path(o.outputs[i].path, &f, &err);
+        out_options oo = {o.top, o.confidence, o.overwrite, n_in == 1 ? inputs[0] : NULL, o.model};
+        for (int k = 0; k < n_in && st == CLXP_OK; k++) /* never write over an input */
+            if (strcmp(inputs[k], o.outputs[i].path) == 0)
+                st = clxp_err_set(&err, CLXP_ERR_INVALID, "%s: output file is also an input", o.outputs[i].path);
+        if (st == CLXP_OK) st = out_open(o.outputs[i].path, f, bank, &oo, &s.writers[s.n_writers], &err);
+        if (st == CLXP_OK) s.n_writers++;
     }
-    clxp_score_options so = {o.logit_scale, o.temperature};
-    if (st == CLXP_OK) st = clxp_classify(bank, emb, n_img, &so, scores, &err);
-    /* Output only once every image has been classified: a failing input leaves no partial output. */
-    cJSON *root = NULL, *results = NULL;
-    if (st == CLXP_OK && o.json) {
-        root = cJSON_CreateObject();
-        cJSON_AddStringToObject(root, "model", o.model);
-        cJSON_AddStringToObject(root, "labels_file", o.labels);
-        cJSON_AddNumberToObject(root, "logit_scale",
-                                o.logit_scale > 0 ? o.logit_scale : clxp_labelbank_logit_scale(bank));
-        cJSON_AddNumberToObject(root, "temperature", o.temperature);
-        results = cJSON_AddArrayToObject(root, "results");
-    }
-    for (int i = 0; i < n_img && st == CLXP_OK; i++) {
-        const float *p = scores + (size_t)i * C;
-        if (categories) {
-            if (o.json) cJSON_AddItemToArray(results, categories_json(files[i], bank, p));
-            else print_categories_table(files[i], bank, p);
-        } else {
-            score_top_k(p, C, k, idx);
-            if (o.json) cJSON_AddItemToArray(results, labels_json(files[i], bank, p, idx, k, o.confidence));
-            else print_labels_table(files[i], bank, p, idx, k, o.confidence);
+    o.run.progress = on_progress;
+    o.run.progress_user = s.rep;
+    for (int i = 0; i < n_in && st == CLXP_OK;) {
+        int j = i;
+        while (j < n_in && media_is_still_image(inputs[j])) j++;
+        if (j > i) {
+            st = run_images(m, bank, inputs + i, j - i, &s, &err);
+            i = j;
+            continue;
         }
+        report_begin_input(s.rep, inputs[i]);
+        st = clxp_run_file(m, bank, inputs[i], &o.run, on_result, &s, &err);
+        report_end_input(s.rep);
+        if (st == CLXP_OK && s.st != CLXP_OK) {
+            st = s.st;
+            err = s.err;
+        }
+        i++;
     }
-    if (root && st == CLXP_OK) {
-        char *s = cJSON_Print(root);
-        if (s) puts(s);
-        else st = clxp_err_set(&err, CLXP_ERR_NOMEM, "out of memory");
-        free(s);
+    if (st == CLXP_OK) st = report_finish(s.rep, &err);
+    for (int i = 0; i < s.n_writers; i++) {
+        if (st == CLXP_OK) st = out_close(s.writers[i], &err);
+        else out_abort(s.writers[i]);
     }
-    cJSON_Delete(root);
-    free(emb);
-    free(scores);
-    free(idx);
+    report_free(s.rep);
     clxp_labelbank_free(bank);
     clxp_model_free(m);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");

@@ -45,7 +45,8 @@ static clxp_status parse_act(const cJSON *obj, const char *key, clip_act *act, c
 static clxp_status get_int(const cJSON *o, const char *key, int *v, int lo, int hi, const char *what,
                            const char *section, clxp_error *err) {
     clxp_status st = clxp_json_int(o, key, *v, v, what, err);
-    if (st != CLXP_OK) return st;
+    if (st != CLXP_OK) /* name the section too: "hidden_size" alone does not say which tower */
+        return clxp_err_set(err, st, "%s: %s%s must be an integer in [%d, %d]", what, section, key, lo, hi);
     if (*v < lo || *v > hi)
         return clxp_err_set(err, CLXP_ERR_INVALID, "%s: %s%s = %d is out of range [%d, %d]", what, section, key, *v, lo,
                             hi);

@@ -2,7 +2,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -133,8 +135,11 @@ static clxp_status parse_entry(const st_file *f, const cJSON *e, uint64_t data_l
 static clxp_status parse_header(st_file *f, const char *hdr, size_t hlen, const uint8_t *data, uint64_t data_len,
                                 clxp_error *err) {
     cJSON *root = NULL;
-    clxp_status st = clxp_json_parse(hdr, hlen, f->path, &root, err);
-    if (st != CLXP_OK) return clxp_err_prefix(err, st, "safetensors header");
+    /* "<path>: safetensors header: malformed JSON near byte N": the file name first, as everywhere else */
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "%s: safetensors header", f->path);
+    clxp_status st = clxp_json_parse(hdr, hlen, what, &root, err);
+    if (st != CLXP_OK) return st;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return clxp_err_set(err, CLXP_ERR_FORMAT, "%s: safetensors header is not a JSON object", f->path);

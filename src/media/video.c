@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavfilter/avfilter.h>
@@ -51,13 +52,26 @@ static clxp_status av_fail(clxp_error *err, clxp_status code, int averr, const c
     return clxp_err_set(err, code, "%s: %s (%s)", what, fmt, buf);
 }
 
+/* Extensions of still-image formats, for files that cannot be probed (missing, empty): they then get the
+ * image decoder's error messages. */
+static int has_image_extension(const char *url) {
+    static const char *const ext[] = {"png", "jpg", "jpeg", "bmp", "webp", "tif", "tiff", "tga", "ppm", "pgm",
+                                      "pnm", "pam", "jp2", "jxl", "exr", "dpx", "sgi", "pcx", "xbm", "xwd"};
+    const char *dot = strrchr(url, '.');
+    if (!dot || strchr(dot, '/')) return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (strcasecmp(dot + 1, ext[i]) == 0) return 1;
+    return 0;
+}
+
 int media_is_still_image(const char *url) {
     FILE *f = fopen(url, "rb");
-    if (!f) return 0;
+    if (!f) return has_image_extension(url);
     uint8_t buf[4096 + AVPROBE_PADDING_SIZE];
     memset(buf, 0, sizeof buf);
     size_t n = fread(buf, 1, 4096, f);
     fclose(f);
+    if (n == 0) return has_image_extension(url);
     AVProbeData pd = {.filename = url, .buf = buf, .buf_size = (int)n};
     int score = 0;
     const AVInputFormat *fmt = av_probe_input_format3(&pd, 1, &score);

@@ -51,7 +51,8 @@ int64_t video_decoded_count(const video_reader *r); /* frames decoded so far */
 int64_t video_corrupt_count(const video_reader *r); /* packets or frames skipped as corrupt */
 
 /* 1 if url names a still image (a format FFmpeg reads with an image pipe demuxer: PNG, JPEG, WebP, ...).
- * Probes the first bytes of a local file; 0 for anything else (videos, URLs, missing files). */
+ * Probes the first bytes of a local file; a file that cannot be probed (missing, empty) is judged by its
+ * extension; 0 for anything else (videos, URLs). */
 int media_is_still_image(const char *url);
 
 #endif

@@ -1,0 +1,191 @@
+#include "classify/aggregate.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "util/error.h"
+
+clxp_status agg_units_init(agg_units *u, const clxp_labelbank *bank) {
+    memset(u, 0, sizeof *u);
+    u->n_classes = clxp_labelbank_n_classes(bank);
+    int nu = clxp_labelbank_n_units(bank);
+    if (nu <= 0) return CLXP_OK;
+    u->first = calloc((size_t)nu + 1, sizeof *u->first);
+    u->cls = malloc((size_t)(u->n_classes > 0 ? u->n_classes : 1) * sizeof *u->cls);
+    if (!u->first || !u->cls) {
+        agg_units_free(u);
+        return CLXP_ERR_NOMEM;
+    }
+    u->n_units = nu;
+    /* counting sort of the classes by unit keeps ascending class order within a unit */
+    for (int c = 0; c < u->n_classes; c++) {
+        int k = clxp_labelbank_class_unit(bank, c);
+        if (k >= 0 && k < nu) u->first[k + 1]++;
+    }
+    for (int k = 0; k < nu; k++) u->first[k + 1] += u->first[k];
+    int *fill = calloc((size_t)nu, sizeof *fill);
+    if (!fill) {
+        agg_units_free(u);
+        return CLXP_ERR_NOMEM;
+    }
+    for (int c = 0; c < u->n_classes; c++) {
+        int k = clxp_labelbank_class_unit(bank, c);
+        if (k >= 0 && k < nu) u->cls[u->first[k] + fill[k]++] = c;
+    }
+    free(fill);
+    return CLXP_OK;
+}
+
+void agg_units_free(agg_units *u) {
+    free(u->first);
+    free(u->cls);
+    memset(u, 0, sizeof *u);
+}
+
+int agg_units_n_winners(const agg_units *u) { return u->n_units > 0 ? u->n_units : u->n_classes > 0; }
+
+int agg_units_winners(const agg_units *u, const float *scores, int *cls) {
+    if (u->n_units == 0) {
+        if (u->n_classes <= 0) return 0;
+        int best = 0;
+        for (int c = 1; c < u->n_classes; c++)
+            if (scores[c] > scores[best]) best = c;
+        cls[0] = best;
+        return 1;
+    }
+    for (int k = 0; k < u->n_units; k++) {
+        int best = -1;
+        for (int j = u->first[k]; j < u->first[k + 1]; j++)
+            if (best < 0 || scores[u->cls[j]] > scores[best]) best = u->cls[j];
+        cls[k] = best; /* -1 only for a unit without categories, which the prompt parser does not produce */
+    }
+    return u->n_units;
+}
+
+typedef struct agg_stream {
+    int index;
+    char media;
+    int64_t results;
+    int64_t *count; /* [n_classes] */
+    double *sum;    /* [n_classes] */
+} agg_stream;
+
+struct agg {
+    const clxp_labelbank *bank;
+    agg_units units;
+    int *winners; /* scratch: agg_units_n_winners ints */
+    int n_streams, cap_streams;
+    agg_stream *streams;
+};
+
+agg *agg_create(const clxp_labelbank *bank) {
+    agg *a = calloc(1, sizeof *a);
+    if (!a) return NULL;
+    a->bank = bank;
+    if (agg_units_init(&a->units, bank) != CLXP_OK) {
+        free(a);
+        return NULL;
+    }
+    int nw = agg_units_n_winners(&a->units);
+    a->winners = malloc((size_t)(nw > 0 ? nw : 1) * sizeof *a->winners);
+    if (!a->winners) {
+        agg_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+void agg_free(agg *a) {
+    if (!a) return;
+    for (int s = 0; s < a->n_streams; s++) {
+        free(a->streams[s].count);
+        free(a->streams[s].sum);
+    }
+    free(a->streams);
+    free(a->winners);
+    agg_units_free(&a->units);
+    free(a);
+}
+
+/* The stream with this index, inserted in sorted position when new; NULL if out of memory. */
+static agg_stream *find_stream(agg *a, int index, char media) {
+    int lo = 0, hi = a->n_streams;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        if (a->streams[mid].index < index) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < a->n_streams && a->streams[lo].index == index) return &a->streams[lo];
+    if (a->n_streams == a->cap_streams) {
+        int cap = a->cap_streams ? 2 * a->cap_streams : 4;
+        agg_stream *p = realloc(a->streams, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        a->streams = p;
+        a->cap_streams = cap;
+    }
+    size_t n = (size_t)(a->units.n_classes > 0 ? a->units.n_classes : 1);
+    agg_stream st = {index, media, 0, calloc(n, sizeof(int64_t)), calloc(n, sizeof(double))};
+    if (!st.count || !st.sum) {
+        free(st.count);
+        free(st.sum);
+        return NULL;
+    }
+    memmove(&a->streams[lo + 1], &a->streams[lo], (size_t)(a->n_streams - lo) * sizeof *a->streams);
+    a->streams[lo] = st;
+    a->n_streams++;
+    return &a->streams[lo];
+}
+
+clxp_status agg_add(agg *a, const clxp_result *r, float confidence, clxp_error *err) {
+    if (r->n_classes != a->units.n_classes || (r->n_classes > 0 && !r->scores))
+        return clxp_err_set(err, CLXP_ERR_INVALID, "result of %s has %d scores, the label bank has %d classes",
+                            r->input ? r->input : "(input)", r->n_classes, a->units.n_classes);
+    agg_stream *st = find_stream(a, r->stream_index, r->media_type);
+    if (!st) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory aggregating results");
+    st->results++;
+    int nw = agg_units_winners(&a->units, r->scores, a->winners);
+    for (int i = 0; i < nw; i++) {
+        int c = a->winners[i];
+        if (c < 0 || !(r->scores[c] >= confidence)) continue;
+        st->count[c]++;
+        st->sum[c] += r->scores[c];
+    }
+    return CLXP_OK;
+}
+
+int agg_n_streams(const agg *a) { return a->n_streams; }
+int agg_stream_index(const agg *a, int s) { return a->streams[s].index; }
+char agg_stream_media(const agg *a, int s) { return a->streams[s].media; }
+int64_t agg_stream_results(const agg *a, int s) { return a->streams[s].results; }
+int agg_n_classes(const agg *a) { return a->units.n_classes; }
+int64_t agg_count(const agg *a, int s, int c) { return a->streams[s].count[c]; }
+double agg_sum(const agg *a, int s, int c) { return a->streams[s].sum[c]; }
+
+double agg_mean(const agg *a, int s, int c) {
+    const agg_stream *st = &a->streams[s];
+    return st->count[c] > 0 ? st->sum[c] / (double)st->count[c] : 0.0;
+}
+
+typedef struct rank_ctx {
+    const agg *a;
+    const agg_stream *st;
+} rank_ctx;
+
+static int rank_cmp(const void *pa, const void *pb, void *user) {
+    const rank_ctx *k = user;
+    int x = *(const int *)pa, y = *(const int *)pb;
+    if (k->st->count[x] != k->st->count[y]) return k->st->count[x] > k->st->count[y] ? -1 : 1;
+    int d = strcmp(clxp_labelbank_class_name(k->a->bank, x), clxp_labelbank_class_name(k->a->bank, y));
+    if (d != 0) return d;
+    return (x > y) - (x < y);
+}
+
+int agg_ranked(const agg *a, int s, int *cls) {
+    const agg_stream *st = &a->streams[s];
+    int n = 0;
+    for (int c = 0; c < a->units.n_classes; c++)
+        if (st->count[c] > 0) cls[n++] = c;
+    rank_ctx k = {a, st};
+    qsort_r(cls, (size_t)n, sizeof *cls, rank_cmp, &k);
+    return n;
+}

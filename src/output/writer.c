@@ -1,0 +1,375 @@
+/* Output files: format names, atomic creation (temporary file + rename), dispatch to the formats. */
+#include "output/writer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "output/writer_impl.h"
+#include "util/error.h"
+
+/* ---- format names ------------------------------------------------------------------------------------------ */
+
+static const struct {
+    const char *name;
+    out_format fmt;
+} format_names[] = {
+    {"jsonl", OUT_JSONL}, {"ndjson", OUT_JSONL}, {"csv", OUT_CSV},   {"srt", OUT_SRT},
+    {"vtt", OUT_VTT},     {"webvtt", OUT_VTT},   {"html", OUT_HTML}, {"htm", OUT_HTML},
+};
+
+static int lookup_format(const char *name, out_format *f) {
+    for (size_t i = 0; i < sizeof format_names / sizeof format_names[0]; i++) {
+        if (strcasecmp(name, format_names[i].name) == 0) {
+            *f = format_names[i].fmt;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+clxp_status out_format_parse(const char *name, out_format *f, clxp_error *err) {
+    if (name && lookup_format(name, f)) return CLXP_OK;
+    return clxp_err_set(err, CLXP_ERR_INVALID, "unknown output format '%s' (use jsonl, csv, srt, vtt or html)",
+                        name ? name : "");
+}
+
+clxp_status out_format_from_path(const char *path, out_format *f, clxp_error *err) {
+    const char *base = path ? strrchr(path, '/') : NULL;
+    base = base ? base + 1 : path;
+    const char *dot = base ? strrchr(base, '.') : NULL;
+    if (dot && dot != base && strcasecmp(dot + 1, "webvtt") != 0 && lookup_format(dot + 1, f)) return CLXP_OK;
+    return clxp_err_set(err, CLXP_ERR_INVALID,
+                        "%s: cannot tell the output format from the file name (use .jsonl, .csv, .srt, .vtt or .html, "
+                        "or give the format)",
+                        path ? path : "");
+}
+
+const char *out_format_name(out_format f) {
+    switch (f) {
+    case OUT_JSONL: return "jsonl";
+    case OUT_CSV: return "csv";
+    case OUT_SRT: return "srt";
+    case OUT_VTT: return "vtt";
+    case OUT_HTML: return "html";
+    }
+    return "unknown";
+}
+
+static const out_format_ops *ops_for(out_format f) {
+    switch (f) {
+    case OUT_JSONL: return &out_jsonl_ops;
+    case OUT_CSV: return &out_csv_ops;
+    case OUT_SRT: return &out_srt_ops;
+    case OUT_VTT: return &out_vtt_ops;
+    case OUT_HTML: return &out_html_ops;
+    }
+    return NULL;
+}
+
+/* ---- helpers for the formats ----------------------------------------------------------------------------- */
+
+clxp_status out_check_stream(out_writer *w, clxp_error *err) {
+    if (!ferror(w->f)) return CLXP_OK;
+    return clxp_err_set(err, CLXP_ERR_IO, "%s: write error: %s", w->path, strerror(errno ? errno : EIO));
+}
+
+static int rank_cmp(const void *pa, const void *pb) {
+    const out_rank_pair *a = pa, *b = pb;
+    if (a->p != b->p) return a->p > b->p ? -1 : 1;
+    return (a->c > b->c) - (a->c < b->c);
+}
+
+int out_rank(const float *scores, int n, int k, float confidence, out_rank_pair *pairs, int *idx) {
+    int m = 0;
+    for (int c = 0; c < n; c++)
+        if (scores[c] >= confidence) pairs[m++] = (out_rank_pair){scores[c], c};
+    qsort(pairs, (size_t)m, sizeof *pairs, rank_cmp);
+    if (k > 0 && k < m) m = k;
+    for (int i = 0; i < m; i++) idx[i] = pairs[i].c;
+    return m;
+}
+
+int64_t out_ms(double t) { return isfinite(t) && t > 0 && t < 9e12 ? (int64_t)llround(t * 1000.0) : 0; }
+
+void out_format_ms(char *buf, size_t size, int64_t ms, char sep) {
+    if (ms < 0) ms = 0;
+    snprintf(buf, size, "%02" PRId64 ":%02d:%02d%c%03d", ms / 3600000, (int)(ms / 60000 % 60), (int)(ms / 1000 % 60),
+             sep, (int)(ms % 1000));
+}
+
+double out_round(double x, int decimals) {
+    double s = pow(10.0, decimals);
+    if (!isfinite(x) || fabs(x) * s > 9e15) return x;
+    double r = round(x * s) / s;
+    return r == 0 ? 0.0 : r; /* no "-0" */
+}
+
+/* ---- files ------------------------------------------------------------------------------------------------- */
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+/* The directory part of path: "." without a slash, "/" for "/name". malloc'd, NULL if out of memory. */
+static char *dir_of(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return strdup(".");
+    size_t n = slash == path ? 1 : (size_t)(slash - path);
+    char *d = malloc(n + 1);
+    if (!d) return NULL;
+    memcpy(d, path, n);
+    d[n] = '\0';
+    return d;
+}
+
+/* Create "<target>.XXXXXX.part" exclusively (XXXXXX random); returns the descriptor, or -1 with errno. */
+static int create_temp(const char *target, char **tmp_out) {
+    static const char chars[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    size_t n = strlen(target) + sizeof ".XXXXXX.part";
+    char *t = malloc(n);
+    if (!t) {
+        errno = ENOMEM;
+        return -1;
+    }
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    uint64_t x = (uint64_t)ts.tv_nsec * 0x9E3779B97F4A7C15u ^ (uint64_t)ts.tv_sec ^ ((uint64_t)getpid() << 32) ^
+                 (uint64_t)(uintptr_t)t;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        char rnd[7];
+        for (int i = 0; i < 6; i++) {
+            x ^= x << 13; /* xorshift64 */
+            x ^= x >> 7;
+            x ^= x << 17;
+            rnd[i] = chars[x % (sizeof chars - 1)];
+        }
+        rnd[6] = '\0';
+        snprintf(t, n, "%s.%s.part", target, rnd);
+        int fd = open(t, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+        if (fd >= 0) {
+            *tmp_out = t;
+            return fd;
+        }
+        if (errno != EEXIST) break;
+    }
+    int e = errno;
+    free(t);
+    errno = e;
+    return -1;
+}
+
+/* Checks of the path (see writer.h), then the temporary file, or the path itself for devices and FIFOs. */
+static clxp_status open_file(out_writer *w, const out_options *o, clxp_error *err) {
+    const char *path = w->path;
+    struct stat st;
+    int exists = 0;
+    if (stat(path, &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return clxp_err_set(err, CLXP_ERR_IO, "%s: is a directory", path);
+        struct stat in;
+        if (o->input && stat(o->input, &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
+            return clxp_err_set(err, CLXP_ERR_INVALID, "%s: the output file is the input file", path);
+        if (!S_ISREG(st.st_mode)) { /* /dev/null, a FIFO, a terminal: written directly */
+            w->f = fopen(path, "w");
+            if (!w->f) return clxp_err_set(err, CLXP_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+            return CLXP_OK;
+        }
+        if (!o->overwrite)
+            return clxp_err_set(err, CLXP_ERR_IO, "%s: already exists (use -y to overwrite)", path);
+        exists = 1;
+    } else if (errno != ENOENT) {
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: %s", path, strerror(errno));
+    } else {
+        char *dir = dir_of(path);
+        if (!dir) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        struct stat ds;
+        int e = stat(dir, &ds) == 0 ? (S_ISDIR(ds.st_mode) ? 0 : ENOTDIR) : errno;
+        if (e) {
+            clxp_status s = clxp_err_set(err, CLXP_ERR_IO, "%s: directory %s %s", path, dir,
+                                         e == ENOENT ? "does not exist" : strerror(e));
+            free(dir);
+            return s;
+        }
+        free(dir);
+    }
+    /* a symbolic link to a file: replace the file it points to, not the link */
+    struct stat ls;
+    if (exists && lstat(path, &ls) == 0 && S_ISLNK(ls.st_mode)) w->target = realpath(path, NULL);
+    else w->target = strdup(path);
+    if (!w->target) return clxp_err_set(err, CLXP_ERR_IO, "%s: %s", path, strerror(errno));
+
+    int fd = create_temp(w->target, &w->tmp);
+    if (fd < 0)
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: cannot create a temporary file next to it: %s", path,
+                            strerror(errno));
+    if (exists) (void)fchmod(fd, st.st_mode & 07777); /* keep the replaced file's permissions; best effort */
+    w->f = fdopen(fd, "w");
+    if (!w->f) {
+        int e = errno;
+        close(fd);
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: cannot open %s: %s", path, w->tmp, strerror(e));
+    }
+    return CLXP_OK;
+}
+
+static void free_writer(out_writer *w) {
+    if (w->ops && w->ops->free_state) w->ops->free_state(w->state);
+    agg_units_free(&w->units);
+    free(w->path);
+    free(w->target);
+    free(w->tmp);
+    free(w->input);
+    free(w->model);
+    free(w);
+}
+
+void out_abort(out_writer *w) {
+    if (!w) return;
+    if (w->f && !w->is_stdout) fclose(w->f);
+    else if (w->f) fflush(w->f);
+    if (w->tmp) unlink(w->tmp);
+    free_writer(w);
+}
+
+const char *out_partial_path(const out_writer *w) { return w ? w->tmp : NULL; }
+
+clxp_status out_open(const char *path, out_format fmt, const clxp_labelbank *bank, const out_options *o,
+                     out_writer **out, clxp_error *err) {
+    *out = NULL;
+    if (!path || !*path) return clxp_err_set(err, CLXP_ERR_INVALID, "empty output path");
+    if (!bank) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no label bank", path);
+    const out_format_ops *ops = ops_for(fmt);
+    if (!ops) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: unknown output format %d", path, (int)fmt);
+    const out_options defaults = {0};
+    if (!o) o = &defaults;
+
+    out_writer *w = calloc(1, sizeof *w);
+    if (!w) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    w->fmt = fmt;
+    w->bank = bank;
+    w->n_classes = clxp_labelbank_n_classes(bank);
+    w->n_units = clxp_labelbank_n_units(bank);
+    w->top_k = o->top_k <= 0 || o->top_k > w->n_classes ? w->n_classes : o->top_k;
+    w->confidence = o->confidence;
+    w->overwrite = o->overwrite;
+    w->path = strdup(path);
+    w->input = dup_or_null(o->input);
+    w->model = dup_or_null(o->model);
+    clxp_status st = CLXP_OK;
+    if (!w->path || (o->input && !w->input) || (o->model && !w->model) ||
+        agg_units_init(&w->units, bank) != CLXP_OK) {
+        free_writer(w);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    if (strcmp(path, "-") == 0) {
+        w->is_stdout = 1;
+        w->f = stdout;
+    } else {
+        st = open_file(w, o, err);
+    }
+    /* ops is set only now so that a failed open does not free a state that was never made */
+    if (st == CLXP_OK) {
+        w->ops = ops;
+        st = ops->begin(w, err);
+    }
+    if (st == CLXP_OK) st = out_check_stream(w, err);
+    if (st != CLXP_OK) {
+        out_abort(w);
+        return st;
+    }
+    *out = w;
+    return CLXP_OK;
+}
+
+/* Remember the first failure: every later call reports it again. */
+static clxp_status fail(out_writer *w, clxp_status st, clxp_error *err) {
+    w->failed = *err;
+    w->failed.code = st;
+    return st;
+}
+
+clxp_status out_write(out_writer *w, const clxp_result *r, clxp_error *err) {
+    clxp_error local;
+    if (!err) err = &local;
+    if (!w || !r) return clxp_err_set(err, CLXP_ERR_INVALID, "out_write: no writer or no result");
+    if (w->failed.code != CLXP_OK) {
+        *err = w->failed;
+        return w->failed.code;
+    }
+    clxp_status st;
+    if (r->n_classes != w->n_classes || (r->n_classes > 0 && !r->scores))
+        st = clxp_err_set(err, CLXP_ERR_INVALID, "%s: a result has %d scores, the label bank has %d classes",
+                          w->path, r->n_classes, w->n_classes);
+    else st = w->ops->write(w, r, err);
+    if (st == CLXP_OK) st = out_check_stream(w, err);
+    return st == CLXP_OK ? CLXP_OK : fail(w, st, err);
+}
+
+/* Move the finished temporary file to its place; without overwrite, never over a file that appeared meanwhile. */
+static clxp_status publish(out_writer *w, clxp_error *err) {
+    int r;
+    if (w->overwrite) {
+        r = rename(w->tmp, w->target);
+    } else {
+        r = renameat2(AT_FDCWD, w->tmp, AT_FDCWD, w->target, RENAME_NOREPLACE);
+        if (r != 0 && (errno == EINVAL || errno == ENOSYS)) { /* a file system without RENAME_NOREPLACE */
+            struct stat st;
+            if (lstat(w->target, &st) == 0) errno = EEXIST;
+            else r = rename(w->tmp, w->target);
+        }
+    }
+    if (r == 0) {
+        char *dir = dir_of(w->target); /* make the rename itself durable; best effort */
+        int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+        if (dfd >= 0) {
+            (void)fsync(dfd);
+            close(dfd);
+        }
+        free(dir);
+        free(w->tmp);
+        w->tmp = NULL;
+        return CLXP_OK;
+    }
+    if (errno == EEXIST) {
+        clxp_status s = clxp_err_set(err, CLXP_ERR_IO,
+                                     "%s: appeared while writing and was not replaced (use -y to overwrite); "
+                                     "the output is in %s",
+                                     w->path, w->tmp);
+        free(w->tmp); /* keep the finished output */
+        w->tmp = NULL;
+        return s;
+    }
+    return clxp_err_set(err, CLXP_ERR_IO, "%s: cannot rename %s to it: %s", w->path, w->tmp, strerror(errno));
+}
+
+clxp_status out_close(out_writer *w, clxp_error *err) {
+    clxp_error local;
+    if (!err) err = &local;
+    if (!w) return clxp_err_set(err, CLXP_ERR_INVALID, "out_close: no writer");
+    clxp_status st = w->failed.code;
+    if (st != CLXP_OK) *err = w->failed;
+    if (st == CLXP_OK) st = w->ops->finish(w, err);
+    if (st == CLXP_OK && (fflush(w->f) != 0 || ferror(w->f)))
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: write error: %s", w->path, strerror(errno ? errno : EIO));
+    if (w->is_stdout) {
+        w->f = NULL;
+        free_writer(w);
+        return st;
+    }
+    if (st == CLXP_OK && w->tmp && fsync(fileno(w->f)) != 0)
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: fsync: %s", w->path, strerror(errno));
+    int closed = fclose(w->f);
+    w->f = NULL;
+    if (st == CLXP_OK && closed != 0)
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: write error: %s", w->path, strerror(errno));
+    if (st == CLXP_OK && w->tmp) st = publish(w, err);
+    out_abort(w); /* removes the temporary file if it is still there */
+    return st;
+}
