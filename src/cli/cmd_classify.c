@@ -279,7 +279,7 @@ int cmd_classify(int argc, char **argv) {
                                  : out_format_from_path(o.outputs[i].path, &f, &err);
         out_options oo = {o.top, o.confidence, o.overwrite, n_in == 1 ? inputs[0] : NULL, o.model};
         for (int k = 0; k < n_in && st == CLXP_OK; k++) /* never write over an input */
-            if (strcmp(inputs[k], o.outputs[i].path) == 0)
+            if (strcmp(inputs[k], o.outputs[i].path) == 0 || out_same_file(inputs[k], o.outputs[i].path))
                 st = clxp_err_set(&err, CLXP_ERR_INVALID, "%s: output file is also an input", o.outputs[i].path);
         if (st == CLXP_OK) st = out_open(o.outputs[i].path, f, bank, &oo, &s.writers[s.n_writers], &err);
         if (st == CLXP_OK) s.n_writers++;

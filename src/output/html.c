@@ -265,8 +265,13 @@ static void write_row(out_writer *w, const clxp_result *r) {
         fputs(" &ndash; ", f);
         put_time(f, r->time + r->duration);
     }
-    fprintf(f, "</td><td class=\"n\">stream %d, %s %" PRId64, r->stream_index,
-            r->media_type == 'a' ? "window" : "frame", r->frame_index);
+    fputs("</td><td class=\"n\">", f);
+    if (r->input && (!w->input || strcmp(r->input, w->input) != 0)) { /* several inputs in one page */
+        put_esc(f, r->input);
+        fputs("<br>", f);
+    }
+    fprintf(f, "stream %d, %s %" PRId64, r->stream_index, r->media_type == 'a' ? "window" : "frame",
+            r->frame_index);
     if (r->box_index >= 0) {
         fprintf(f, "<br>box %d (%.0f,%.0f %.0fx%.0f)", r->box_index, r->box_x, r->box_y, r->box_w, r->box_h);
         if (r->box_label) {

@@ -166,6 +166,11 @@ static int create_temp(const char *target, char **tmp_out) {
     return -1;
 }
 
+int out_same_file(const char *a, const char *b) {
+    struct stat sa, sb;
+    return a && b && stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
 /* Checks of the path (see writer.h), then the temporary file, or the path itself for devices and FIFOs. */
 static clxp_status open_file(out_writer *w, const out_options *o, clxp_error *err) {
     const char *path = w->path;
@@ -173,8 +178,7 @@ static clxp_status open_file(out_writer *w, const out_options *o, clxp_error *er
     int exists = 0;
     if (stat(path, &st) == 0) {
         if (S_ISDIR(st.st_mode)) return clxp_err_set(err, CLXP_ERR_IO, "%s: is a directory", path);
-        struct stat in;
-        if (o->input && stat(o->input, &in) == 0 && in.st_dev == st.st_dev && in.st_ino == st.st_ino)
+        if (o->input && out_same_file(path, o->input))
             return clxp_err_set(err, CLXP_ERR_INVALID, "%s: the output file is the input file", path);
         if (!S_ISREG(st.st_mode)) { /* /dev/null, a FIFO, a terminal: written directly */
             w->f = fopen(path, "w");

@@ -99,6 +99,10 @@ clxp_status out_write(out_writer *w, const clxp_result *r, clxp_error *err);
 clxp_status out_close(out_writer *w, clxp_error *err);
 /* Remove the temporary file; frees w; NULL ok. */
 void out_abort(out_writer *w);
+/* 1 if a and b both name the same existing file (same device and inode, so "./x", "dir/../x" and symlinks
+ * count), else 0. out_open checks the output against options->input with this; a caller with several inputs can
+ * check each of them. */
+int out_same_file(const char *a, const char *b);
 /* The temporary file being written ("<path>.XXXXXX.part"), or NULL when writing directly (stdout, a device). */
 const char *out_partial_path(const out_writer *w);
 
