@@ -206,6 +206,10 @@ typedef struct clxp_run_options {
     clxp_score_options score; /* logit scale / temperature */
     clxp_progress_fn progress;
     void *progress_user;
+    /* Polled while decoding (also inside blocking reads) and between batches: return non-zero to stop the run
+     * early; the results reported so far stand and clxp_run_file returns CLXP_OK. May be NULL. */
+    int (*interrupt)(void *user);
+    void *interrupt_user;
 } clxp_run_options;
 
 /* Decode `input` (any file or URL libavformat opens), select frames as opt says, classify each (or each box)

@@ -45,6 +45,8 @@ typedef struct producer {
     unsigned char *matched;  /* per box_set entry: applied to a processed frame */
     const char *target;
     int still; /* the input is a still image (decoded like the image files of clxp_encode_image_files) */
+    int (*interrupt)(void *user);
+    void *interrupt_user;
 } producer;
 
 static void item_free(item *it) {
@@ -182,6 +184,7 @@ static void *produce(void *arg) {
         return NULL;
     }
     for (;;) {
+        if (p->interrupt && p->interrupt(p->interrupt_user)) break;
         video_frame f;
         int eof = 0;
         st = video_next(p->vr, &f, &eof, &err);
@@ -239,8 +242,10 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
     const int S = m->info.image_size, dim = m->info.embed_dim, C = clxp_labelbank_n_classes(b);
     consumer c = {m, b, opt, on_result, user, NULL, NULL, NULL, batch};
     producer p = {.m = m, .input = input, .target = opt->target, .still = media_is_still_image(input)};
-    p.vo = (video_options){opt->stream, opt->keyframes_only, opt->start, opt->duration, opt->scene, opt->every_t,
-                           opt->every_n, opt->vf};
+    p.vo = (video_options){opt->stream, opt->keyframes_only, opt->start,    opt->duration,    opt->scene,
+                           opt->every_t, opt->every_n,        opt->vf,       opt->interrupt, opt->interrupt_user};
+    p.interrupt = opt->interrupt;
+    p.interrupt_user = opt->interrupt_user;
     box_set boxes;
     memset(&boxes, 0, sizeof boxes);
     queue q;
@@ -270,6 +275,11 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
     if (st == CLXP_OK && !started) st = clxp_err_set(err, CLXP_ERR_NOMEM, "cannot start the decoding thread");
     int stop = 0, n;
     while (started && st == CLXP_OK && !stop && (n = queue_pop(&q, got, batch)) > 0) {
+        if (opt->interrupt && opt->interrupt(opt->interrupt_user)) stop = 1; /* drop the batch in flight */
+        if (stop) {
+            for (int i = 0; i < n; i++) item_free(&got[i]);
+            break;
+        }
         st = classify_items(&c, got, n, &stop, err);
         if (opt->progress) opt->progress(opt->progress_user, got[n - 1].r.time, p.duration, p.decoded);
         for (int i = 0; i < n; i++) item_free(&got[i]);

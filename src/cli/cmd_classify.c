@@ -2,6 +2,7 @@
 #include <getopt.h>
 #include <libavutil/parseutils.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -207,6 +208,26 @@ static int parse_args(int argc, char **argv, options *o) {
 
 /* ---- running ----------------------------------------------------------------------------------------------- */
 
+/* SIGINT/SIGTERM: stop decoding, keep what was classified, close every output validly, exit 128 + signal.
+ * The flag is the CLI's only global (a signal handler can do nothing else). */
+static volatile sig_atomic_t g_signal;
+
+static void on_signal(int sig) { g_signal = sig; }
+
+static int interrupted(void *user) {
+    (void)user;
+    return g_signal != 0;
+}
+
+static void install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
 typedef struct run_state {
     const options *o;
     report *rep;
@@ -233,7 +254,7 @@ static clxp_status run_images(clxp_model *m, const clxp_labelbank *b, const char
     const int dim = clxp_model_get_info(m)->embed_dim, C = clxp_labelbank_n_classes(b);
     float *emb = malloc((size_t)FILE_BATCH * dim * sizeof *emb), *scores = malloc((size_t)FILE_BATCH * C * sizeof *scores);
     clxp_status st = (emb && scores) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    for (int b0 = 0; b0 < n && st == CLXP_OK; b0 += FILE_BATCH) {
+    for (int b0 = 0; b0 < n && st == CLXP_OK && !g_signal; b0 += FILE_BATCH) {
         int B = n - b0 < FILE_BATCH ? n - b0 : FILE_BATCH;
         st = clxp_encode_image_files(m, files + b0, B, emb, err);
         if (st == CLXP_OK) st = clxp_classify(b, emb, B, &s->o->run.score, scores, err);
@@ -286,7 +307,9 @@ int cmd_classify(int argc, char **argv) {
     }
     o.run.progress = on_progress;
     o.run.progress_user = s.rep;
-    for (int i = 0; i < n_in && st == CLXP_OK;) {
+    o.run.interrupt = interrupted;
+    install_signal_handlers();
+    for (int i = 0; i < n_in && st == CLXP_OK && !g_signal;) {
         int j = i;
         while (j < n_in && media_is_still_image(inputs[j])) j++;
         if (j > i) {
@@ -312,5 +335,11 @@ int cmd_classify(int argc, char **argv) {
     clxp_labelbank_free(bank);
     clxp_model_free(m);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");
-    return st == CLXP_OK ? 0 : cli_fail(&err);
+    if (st != CLXP_OK) return cli_fail(&err);
+    if (g_signal) {
+        fprintf(stderr, "clxp: interrupted by signal %d: results of the frames processed so far were written\n",
+                (int)g_signal);
+        return 128 + (int)g_signal;
+    }
+    return 0;
 }

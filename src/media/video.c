@@ -201,6 +201,12 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
     if (o) r->opt = *o;
     for (int i = 0; i < PTS_MAP_SIZE; i++) r->map_pts[i] = AV_NOPTS_VALUE;
     clxp_status st = CLXP_OK;
+    r->fmt = avformat_alloc_context();
+    if (!r->fmt) {
+        st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (r->opt.interrupt) r->fmt->interrupt_callback = (AVIOInterruptCB){r->opt.interrupt, r->opt.interrupt_user};
     int e = avformat_open_input(&r->fmt, url, NULL, NULL);
     if (e < 0) {
         st = av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
@@ -289,6 +295,10 @@ static int decode_next(video_reader *r, clxp_error *err, clxp_status *st) {
             return 0;
         }
         e = av_read_frame(r->fmt, r->pkt);
+        if (e == AVERROR_EXIT) { /* interrupted: end of input */
+            r->input_eof = 1;
+            continue;
+        }
         if (e == AVERROR_EOF || e == AVERROR(EIO) || (e < 0 && avio_feof(r->fmt->pb))) {
             r->input_eof = 1;
             continue;

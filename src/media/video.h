@@ -28,6 +28,8 @@ typedef struct video_options {
     double every_t;         /* > 0: seconds between kept frames */
     int every_n;            /* > 1: keep every Nth frame */
     const char *vf;         /* user filter graph (a chain: "scale=320:-1,eq=contrast=1.2"), or NULL */
+    int (*interrupt)(void *user); /* non-zero: abort blocking reads (FFmpeg's interrupt callback); may be NULL */
+    void *interrupt_user;
 } video_options;
 
 typedef struct video_frame {
