@@ -521,6 +521,7 @@ TEST(html_page) {
     /* self-contained: no external resource */
     CHECK(!strstr(text, "src=\"http") && !strstr(text, "href=") && !strstr(text, "<script") && !strstr(text, "<link"));
     CHECK_EQ_INT(count_substr(text, "<tr><td>"), 3);
+    CHECK_CONTAINS(text, "<td class=\"n\">in.mp4<br>stream 0, frame 0</td>"); /* not the page's input */
     CHECK_CONTAINS(text, "00:00:01.000");
     size_t len = strlen(text);
     CHECK(len > 8 && strcmp(text + len - 8, "</html>\n") == 0);
@@ -702,6 +703,9 @@ TEST(bad_paths) {
     char *link = clxp_path_join(dir, "link.mp4");
     REQUIRE(symlink(input, link) == 0);
     CHECK_EQ_INT(out_open(link, OUT_JSONL, g_labels, &o, &w, &err), CLXP_ERR_INVALID);
+    CHECK(out_same_file(link, input));
+    CHECK(!out_same_file(input, dir));
+    CHECK(!out_same_file(input, "/nonexistent/file"));
     char *text = slurp(input);
     CHECK_STR(text, "video bytes");
     free(text);

@@ -1,0 +1,45 @@
+/* Swin Transformer window attention kernels (transformers 4.40.2 SwinLayer / SwinSelfAttention, used by CLAP's
+ * HTSAT audio tower as ClapAudioLayer / ClapAudioSelfAttention), float32, parallel over windows and heads (OpenMP).
+ *
+ * Token maps are token-major: x[b, y * W + x, c]. A layer works on windows of ws x ws tokens of the map rolled by
+ * -shift in both directions (torch.roll(shifts=(-shift, -shift))), ordered batch, window row, window column
+ * (window_partition), tokens inside a window row-major. Instead of rolling, partitioning, reversing and rolling
+ * back, the kernels below gather the rows of the map into that window order and scatter (add) them back, so every
+ * row-wise operation in between (LayerNorm, the q/k/v and output projections) is done once on the gathered rows. */
+#ifndef CLXP_NN_SWIN_H
+#define CLXP_NN_SWIN_H
+
+#include <stddef.h>
+
+/* win[(b, wy, wx, iy, ix), :] = x[b, ((wy*ws + iy + shift) mod H) * W + (wx*ws + ix + shift) mod W, :]. */
+void swin_gather(const float *x, int B, int H, int W, int C, int ws, int shift, float *win);
+
+/* The inverse permutation, accumulating: x[token] += win[row of that token] (the residual connection after the
+ * window attention, with window_reverse and the +shift roll folded in). */
+void swin_scatter_add(const float *win, int B, int H, int W, int C, int ws, int shift, float *x);
+
+/* Relative position bias of one layer expanded to [heads, N, N] (N = ws * ws) from the learned table
+ * [(2ws-1)^2, heads]: bias[h, i, j] = table[((yi - yj + ws - 1) * (2ws - 1) + (xi - xj + ws - 1)) * heads + h]
+ * (SwinSelfAttention.relative_position_index). */
+void swin_expand_bias(const float *table, int ws, int heads, float *bias);
+
+/* relative_position_index[i * N + j] of a ws x ws window, the buffer transformers stores with the weights. */
+long swin_relative_index(int ws, int i, int j);
+
+/* The shifted-window attention mask [nW, N, N] of an H x W map (nW = (H/ws) * (W/ws), SwinLayer.get_attn_mask):
+ * tokens of the rolled map are labelled by the region ([0, H-ws), [H-ws, H-shift), [H-shift, H) per axis) they
+ * came from; mask = -100 (not -inf) between different regions, 0 inside one. */
+void swin_shift_mask(int H, int W, int ws, int shift, float *mask);
+
+/* Scratch floats swin_window_attention needs for windows of N tokens and heads of head_dim channels (per thread:
+ * one score row and the head's keys transposed). */
+size_t swin_attention_work_size(int N, int head_dim);
+
+/* Multi-head self-attention inside each window.
+ * qkv: [n_win * N, 3C] rows in window order holding q | k | v (head h = channels h*hd .. h*hd+hd-1, hd = C/heads).
+ * scores = (q . k) / sqrt(hd) + bias[h] (+ mask[w mod mask_nw] when mask is not NULL), softmax over keys,
+ * out[n_win * N, C] = probabilities . v (SwinSelfAttention.forward). */
+void swin_window_attention(const float *qkv, int n_win, int N, int C, int heads, const float *bias, const float *mask,
+                           int mask_nw, float *out, float *work);
+
+#endif
