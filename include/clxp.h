@@ -82,11 +82,11 @@ typedef struct clxp_load_options {
 } clxp_load_options;
 
 typedef struct clxp_model_info {
-    const char *kind;           /* "clip" */
+    const char *kind;           /* "clip" (images) or "clap" (audio) */
     const char *path;           /* directory the model was loaded from */
     int embed_dim;              /* projection dimension: length of every embedding */
-    float logit_scale;          /* exp(logit_scale) as learned by the model */
-    /* vision tower */
+    float logit_scale;          /* exp(logit_scale) as learned by the model (CLAP: of logits_per_audio) */
+    /* vision tower (CLIP) */
     int image_size, patch_size, vision_hidden, vision_layers, vision_heads, vision_mlp;
     const char *vision_act;     /* "quick_gelu" | "gelu" */
     /* text tower */
@@ -95,13 +95,20 @@ typedef struct clxp_model_info {
     /* preprocessing */
     int resize_shortest_edge, crop_size;
     float image_mean[3], image_std[3];
+    /* audio tower (CLAP; the text fields above describe its RoBERTa tower) */
+    int sample_rate;            /* input rate in Hz */
+    double clip_seconds;        /* length of the window the model classifies */
+    int audio_hidden, audio_stages, audio_window, mel_bins;
+    const char *audio_truncation; /* "fusion" or "rand_trunc" */
+    float logit_scale_text;     /* exp(logit_scale_t) of logits_per_text */
     /* weights */
     const char *weights_dtype;  /* dtype of the weights in the file: "F32", "F16", "BF16", "mixed" */
     int64_t n_params;           /* total number of parameters */
 } clxp_model_info;
 
-/* Load a Hugging Face CLIPModel directory (config.json, model.safetensors or a sharded
- * model.safetensors.index.json, tokenizer.json, preprocessor_config.json). opt may be NULL. */
+/* Load a Hugging Face CLIPModel or ClapModel directory (config.json — its model_type says which —,
+ * model.safetensors or a sharded model.safetensors.index.json, tokenizer.json, preprocessor_config.json).
+ * opt may be NULL. */
 clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err);
 void clxp_model_free(clxp_model *m);
 const clxp_model_info *clxp_model_get_info(const clxp_model *m);
@@ -121,6 +128,15 @@ clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, fl
 /* Image embeddings from RGB buffers / from image files (any format FFmpeg decodes). L2-normalised. */
 clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, float *out, clxp_error *err);
 clxp_status clxp_encode_image_files(clxp_model *m, const char *const *paths, int n, float *out, clxp_error *err);
+
+/* Audio embedding (CLAP) of one clip: samples mono float32 at sample_rate, which must be the model's
+ * (clxp_model_info.sample_rate; clxp_run_file and clxp_encode_audio_files resample). A clip shorter than the
+ * model's window is repeat-padded, a longer one cropped deterministically as the model's truncation mode says
+ * (see README "Audio"). out: embed_dim floats, L2-normalised. */
+clxp_status clxp_encode_audio(clxp_model *m, const float *samples, size_t n, int sample_rate, float *out,
+                              clxp_error *err);
+/* Audio embeddings of whole files (any audio FFmpeg decodes, or the audio of a video), each file one clip. */
+clxp_status clxp_encode_audio_files(clxp_model *m, const char *const *paths, int n, float *out, clxp_error *err);
 
 /* ---- label bank and scoring ------------------------------------------------ */
 typedef struct clxp_labelbank clxp_labelbank;

@@ -18,6 +18,7 @@
 #include "text/tokenizer.h"
 #include "util/error.h"
 #include "util/fileio.h"
+#include "util/json.h"
 #include "api/internal.h"
 
 /* Batch sizes the towers are run with (bounded activation memory whatever the caller passes). */
@@ -37,11 +38,10 @@ static int default_threads(void) {
     return n > 0 ? (int)n : 1;
 }
 
-static void fill_info(clxp_model *m) {
+static void fill_clip_info(clxp_model *m) {
     const clip_config *c = &m->clip->cfg;
     clxp_model_info *i = &m->info;
     i->kind = "clip";
-    i->path = m->path;
     i->embed_dim = c->projection_dim;
     i->logit_scale = expf(m->clip->logit_scale);
     i->image_size = c->image_size;
@@ -66,6 +66,54 @@ static void fill_info(clxp_model *m) {
     i->n_params = weights_numel(m->clip->w);
 }
 
+static void fill_clap_info(clxp_model *m) {
+    const clap_config *c = &m->clap->cfg;
+    const clap_feature_config *f = clap_fe_config(m->fe);
+    clxp_model_info *i = &m->info;
+    i->kind = "clap";
+    i->embed_dim = c->projection_dim;
+    i->logit_scale = clap_logit_scale_audio(m->clap);
+    i->logit_scale_text = clap_logit_scale_text(m->clap);
+    i->context_length = m->context;
+    i->vocab_size = c->text.vocab_size;
+    i->text_hidden = c->text.hidden;
+    i->text_layers = c->text.layers;
+    i->text_heads = c->text.heads;
+    i->text_mlp = c->text.intermediate;
+    i->text_act = clap_act_name(c->text.hidden_act);
+    i->sample_rate = f->sampling_rate;
+    i->clip_seconds = (double)f->nb_max_samples / f->sampling_rate;
+    i->audio_hidden = c->audio.hidden_size;
+    i->audio_stages = c->audio.n_stages;
+    i->audio_window = c->audio.window_size;
+    i->mel_bins = f->feature_size;
+    i->audio_truncation = f->truncation == CLAP_TRUNC_FUSION ? "fusion" : "rand_trunc";
+    i->weights_dtype = weights_dtype(m->clap->w);
+    i->n_params = weights_numel(m->clap->w);
+}
+
+/* config.json's model_type: "clip" (also when absent, as in some exports) or "clap". */
+static clxp_status detect_kind(const char *dir, model_kind *kind, clxp_error *err) {
+    char *path = clxp_path_join(dir, "config.json");
+    if (!path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    cJSON *root = NULL;
+    clxp_status st = clxp_json_load(path, &root, err);
+    const char *mt = NULL;
+    if (st == CLXP_OK && !cJSON_IsObject(root)) st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: not a JSON object", path);
+    if (st == CLXP_OK) st = clxp_json_string(root, "model_type", "clip", &mt, path, err);
+    if (st == CLXP_OK) {
+        if (strcmp(mt, "clap") == 0) *kind = MODEL_CLAP;
+        else if (strcmp(mt, "clip") == 0) *kind = MODEL_CLIP;
+        else
+            st = clxp_err_set(err, CLXP_ERR_UNSUPPORTED,
+                              "%s: model_type \"%s\" is not supported (clxp reads \"clip\" and \"clap\" models)", path,
+                              mt);
+    }
+    cJSON_Delete(root);
+    free(path);
+    return st;
+}
+
 /* The preprocessed image must be exactly the tower's input size. */
 static clxp_status check_preproc_matches(const clxp_model *m, const char *what, clxp_error *err) {
     int ow = 0, oh = 0, S = m->clip->cfg.image_size;
@@ -76,6 +124,74 @@ static clxp_status check_preproc_matches(const clxp_model *m, const char *what, 
                             "%s: preprocessing must produce %dx%d images for this model (center crop %dx%d%s)", what,
                             S, S, m->pp.crop_width, m->pp.crop_height, m->pp.do_center_crop ? "" : " disabled");
     return CLXP_OK;
+}
+
+static clxp_status load_tokenizer(clxp_model *m, const char *dir, int vocab, clxp_error *err) {
+    char *tok_path = clxp_path_join(dir, "tokenizer.json");
+    if (!tok_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st;
+    if (!clxp_is_file(tok_path))
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: missing (clxp needs the fast tokenizer file)", tok_path);
+    else st = tok_load(tok_path, &m->tok, err);
+    if (st == CLXP_OK && tok_vocab_size(m->tok) > vocab)
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
+                          tok_path, tok_vocab_size(m->tok), vocab);
+    free(tok_path);
+    return st;
+}
+
+static clxp_status load_clip(clxp_model *m, const char *dir, clxp_error *err) {
+    clxp_status st = clip_model_load(dir, &m->clip, err);
+    if (st == CLXP_OK) st = load_tokenizer(m, dir, m->clip->cfg.vocab_size, err);
+    if (st != CLXP_OK) return st;
+    m->context = m->clip->cfg.context_length;
+    m->pad_id = -1; /* the tokenizer's (CLIP pads with <|endoftext|>; padded positions never matter) */
+    char *pp_path = clxp_path_join(dir, "preprocessor_config.json");
+    if (!pp_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (clxp_is_file(pp_path)) {
+        st = clip_preproc_cfg_load(pp_path, &m->pp, err);
+    } else {
+        clip_preproc_cfg_defaults(&m->pp, m->clip->cfg.image_size);
+        clxp_log(CLXP_LOG_WARN, "%s: missing, using CLIPImageProcessor defaults for %dx%d", pp_path,
+                 m->clip->cfg.image_size, m->clip->cfg.image_size);
+    }
+    if (st == CLXP_OK) st = check_preproc_matches(m, pp_path, err);
+    free(pp_path);
+    if (st == CLXP_OK) fill_clip_info(m);
+    return st;
+}
+
+/* LAION's text call: 77 tokens, padded with the model's pad id (HF's ClapProcessor forwards the same kwargs). */
+#define CLAP_CONTEXT 77
+
+static clxp_status load_clap(clxp_model *m, const char *dir, clxp_error *err) {
+    clxp_status st = clap_model_load(dir, &m->clap, err);
+    if (st == CLXP_OK) st = load_tokenizer(m, dir, m->clap->cfg.text.vocab_size, err);
+    if (st != CLXP_OK) return st;
+    const clap_text_config *t = &m->clap->cfg.text;
+    m->context = CLAP_CONTEXT < t->max_position_embeddings - t->pad_token_id - 1
+                     ? CLAP_CONTEXT
+                     : t->max_position_embeddings - t->pad_token_id - 1;
+    m->pad_id = tok_pad_id(m->tok) >= 0 ? tok_pad_id(m->tok) : t->pad_token_id;
+    char *pp_path = clxp_path_join(dir, "preprocessor_config.json");
+    if (!pp_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clap_feature_config fc;
+    if (clxp_is_file(pp_path)) {
+        st = clap_feature_config_load(pp_path, &fc, err);
+    } else {
+        clap_feature_config_defaults(&fc);
+        clxp_log(CLXP_LOG_WARN, "%s: missing, using ClapFeatureExtractor defaults", pp_path);
+    }
+    if (st == CLXP_OK && fc.feature_size != m->clap->cfg.audio.num_mel_bins)
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: feature_size %d differs from the model's num_mel_bins %d", pp_path,
+                          fc.feature_size, m->clap->cfg.audio.num_mel_bins);
+    if (st == CLXP_OK) st = clap_fe_create(&fc, &m->fe, err);
+    if (st == CLXP_OK && clap_fe_frames(m->fe) > clap_max_frames(m->clap))
+        st = clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: %d feature frames, more than the audio tower's %d", pp_path,
+                          clap_fe_frames(m->fe), clap_max_frames(m->clap));
+    free(pp_path);
+    if (st == CLXP_OK) fill_clap_info(m);
+    return st;
 }
 
 clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err) {
@@ -91,34 +207,13 @@ clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_
         return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     }
     m->n_threads = opt && opt->n_threads > 0 ? opt->n_threads : default_threads();
-    clxp_status st = clip_model_load(dir, &m->clip, err);
-    char *tok_path = clxp_path_join(dir, "tokenizer.json"), *pp_path = clxp_path_join(dir, "preprocessor_config.json");
-    if (st == CLXP_OK && (!tok_path || !pp_path)) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    if (st == CLXP_OK) {
-        if (!clxp_is_file(tok_path))
-            st = clxp_err_set(err, CLXP_ERR_IO, "%s: missing (clxp needs the fast tokenizer file)", tok_path);
-        else st = tok_load(tok_path, &m->tok, err);
-    }
-    if (st == CLXP_OK && tok_vocab_size(m->tok) > m->clip->cfg.vocab_size)
-        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
-                          tok_path, tok_vocab_size(m->tok), m->clip->cfg.vocab_size);
-    if (st == CLXP_OK) {
-        if (clxp_is_file(pp_path)) {
-            st = clip_preproc_cfg_load(pp_path, &m->pp, err);
-        } else {
-            clip_preproc_cfg_defaults(&m->pp, m->clip->cfg.image_size);
-            clxp_log(CLXP_LOG_WARN, "%s: missing, using CLIPImageProcessor defaults for %dx%d", pp_path,
-                     m->clip->cfg.image_size, m->clip->cfg.image_size);
-        }
-    }
-    if (st == CLXP_OK) st = check_preproc_matches(m, pp_path, err);
-    free(tok_path);
-    free(pp_path);
+    clxp_status st = detect_kind(dir, &m->kind, err);
+    if (st == CLXP_OK) st = m->kind == MODEL_CLAP ? load_clap(m, dir, err) : load_clip(m, dir, err);
     if (st != CLXP_OK) {
         clxp_model_free(m);
         return st;
     }
-    fill_info(m);
+    m->info.path = m->path;
     *out = m;
     return CLXP_OK;
 }
@@ -126,6 +221,8 @@ clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_
 void clxp_model_free(clxp_model *m) {
     if (!m) return;
     clip_model_free(m->clip);
+    clap_model_free(m->clap);
+    clap_fe_free(m->fe);
     tok_free(m->tok);
     free(m->path);
     free(m);
@@ -136,10 +233,10 @@ const clxp_model_info *clxp_model_get_info(const clxp_model *m) { return &m->inf
 clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!texts || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
     omp_set_num_threads(m->n_threads);
-    const int T = m->clip->cfg.context_length, dim = m->info.embed_dim;
+    const int T = m->context, dim = m->info.embed_dim;
     int32_t *ids = malloc((size_t)TEXT_BATCH * T * sizeof *ids), *mask = malloc((size_t)TEXT_BATCH * T * sizeof *mask);
     clxp_status st = (ids && mask) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    const tok_encode_opts opts = {1, T, T, -1};
+    const tok_encode_opts opts = {1, T, T, m->pad_id};
     for (int b0 = 0; b0 < n && st == CLXP_OK; b0 += TEXT_BATCH) {
         int B = n - b0 < TEXT_BATCH ? n - b0 : TEXT_BATCH;
         for (int i = 0; i < B && st == CLXP_OK; i++) {
@@ -148,7 +245,9 @@ clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, fl
             st = tok_encode(m->tok, t, strlen(t), &opts, ids + (size_t)i * T, mask + (size_t)i * T, T, &len, err);
             if (st != CLXP_OK) clxp_err_prefix(err, st, "prompt %d", b0 + i + 1);
         }
-        if (st == CLXP_OK)
+        if (st == CLXP_OK && m->kind == MODEL_CLAP)
+            st = clap_encode_tokens(m->clap, ids, mask, B, T, out + (size_t)b0 * dim, NULL, NULL, err);
+        else if (st == CLXP_OK)
             st = clip_encode_tokens(m->clip, ids, mask, B, T, 0, out + (size_t)b0 * dim, NULL, NULL, err);
         if (st == CLXP_OK) nn_l2_normalize(out + (size_t)b0 * dim, B, dim);
     }
@@ -157,7 +256,45 @@ clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, fl
     return st;
 }
 
+/* A CLAP model classifies sound, a CLIP model pictures. */
+static clxp_status need_kind(const clxp_model *m, model_kind k, clxp_error *err) {
+    if (m->kind == k) return CLXP_OK;
+    return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: a %s model cannot encode %s (use a %s model)", m->path,
+                        m->info.kind, k == MODEL_CLIP ? "images" : "audio", k == MODEL_CLIP ? "CLIP" : "CLAP");
+}
+
+clxp_status model_encode_features(clxp_model *m, const float *features, const int *is_longer, int B, float *out,
+                                  clxp_error *err) {
+    clxp_status st = need_kind(m, MODEL_CLAP, err);
+    if (st != CLXP_OK) return st;
+    omp_set_num_threads(m->n_threads);
+    st = clap_encode_features(m->clap, features, is_longer, B, clap_fe_channels(m->fe), clap_fe_frames(m->fe), out,
+                              NULL, NULL, err);
+    if (st == CLXP_OK) nn_l2_normalize(out, B, m->info.embed_dim);
+    return st;
+}
+
+clxp_status clxp_encode_audio(clxp_model *m, const float *samples, size_t n, int sample_rate, float *out,
+                              clxp_error *err) {
+    clxp_status st = need_kind(m, MODEL_CLAP, err);
+    if (st != CLXP_OK) return st;
+    if (!samples || n == 0 || !out) return clxp_err_set(err, CLXP_ERR_INVALID, "no audio samples given");
+    if (sample_rate != m->info.sample_rate)
+        return clxp_err_set(err, CLXP_ERR_INVALID, "audio at %d Hz: the model takes %d Hz (resample first)",
+                            sample_rate, m->info.sample_rate);
+    size_t nf = (size_t)clap_fe_channels(m->fe) * clap_fe_frames(m->fe) * clap_fe_mels(m->fe);
+    float *feat = malloc(nf * sizeof *feat);
+    if (!feat) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    int is_longer = 0;
+    st = clap_fe_extract(m->fe, samples, n, NULL, feat, &is_longer, NULL, err);
+    if (st == CLXP_OK) st = model_encode_features(m, feat, &is_longer, 1, out, err);
+    free(feat);
+    return st;
+}
+
 clxp_status model_encode_pixels(clxp_model *m, const float *pixels, int B, float *out, clxp_error *err) {
+    clxp_status st0 = need_kind(m, MODEL_CLIP, err);
+    if (st0 != CLXP_OK) return st0;
     omp_set_num_threads(m->n_threads);
     clxp_status st = clip_encode_pixels(m->clip, pixels, B, out, NULL, NULL, err);
     if (st == CLXP_OK) nn_l2_normalize(out, B, m->info.embed_dim);
@@ -166,6 +303,7 @@ clxp_status model_encode_pixels(clxp_model *m, const float *pixels, int B, float
 
 clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!images || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
+    if (need_kind(m, MODEL_CLIP, err) != CLXP_OK) return CLXP_ERR_UNSUPPORTED;
     omp_set_num_threads(m->n_threads);
     const int S = m->clip->cfg.image_size, dim = m->info.embed_dim;
     const size_t plane = (size_t)3 * S * S;
@@ -189,6 +327,7 @@ clxp_status clxp_encode_images(clxp_model *m, const clxp_image *images, int n, f
 
 clxp_status clxp_encode_image_files(clxp_model *m, const char *const *paths, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!paths || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
+    if (need_kind(m, MODEL_CLIP, err) != CLXP_OK) return CLXP_ERR_UNSUPPORTED;
     const int dim = m->info.embed_dim;
     clxp_status st = CLXP_OK;
     /* Decode one batch at a time so memory stays bounded for long file lists. */
@@ -378,22 +517,34 @@ clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, c
 }
 
 clxp_status clxp_model_selftest(clxp_model *m, clxp_error *err) {
-    /* A mid-gray image and two prompts through both towers: every output must be finite. */
-    const int S = m->info.image_size, dim = m->info.embed_dim;
-    uint8_t *gray = malloc((size_t)S * S * 3);
+    /* A mid-gray image (CLIP) or a 1-second 440 Hz tone (CLAP) and two prompts through both towers: every
+     * output must be finite. */
+    const int dim = m->info.embed_dim;
     float *emb = malloc((size_t)3 * dim * sizeof *emb);
-    clxp_status st = (gray && emb) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    if (st == CLXP_OK) {
-        memset(gray, 128, (size_t)S * S * 3);
-        clxp_image im = {gray, S, S, 3 * S};
-        const char *texts[2] = {"a photo of a cat", "a photo of a dog"};
-        st = clxp_encode_images(m, &im, 1, emb, err);
-        if (st == CLXP_OK) st = clxp_encode_texts(m, texts, 2, emb + dim, err);
+    const char *texts[2] = {"a photo of a cat", "the sound of a dog"};
+    clxp_status st = emb ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (st == CLXP_OK && m->kind == MODEL_CLIP) {
+        const int S = m->info.image_size;
+        uint8_t *gray = malloc((size_t)S * S * 3);
+        if (!gray) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        else {
+            memset(gray, 128, (size_t)S * S * 3);
+            clxp_image im = {gray, S, S, 3 * S};
+            st = clxp_encode_images(m, &im, 1, emb, err);
+        }
+        free(gray);
+    } else if (st == CLXP_OK) {
+        const int rate = m->info.sample_rate;
+        float *tone = malloc((size_t)rate * sizeof *tone);
+        if (!tone) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        for (int i = 0; tone && i < rate; i++) tone[i] = 0.25f * sinf(2.0f * 3.14159265f * 440.0f * (float)i / (float)rate);
+        if (tone) st = clxp_encode_audio(m, tone, (size_t)rate, rate, emb, err);
+        free(tone);
     }
+    if (st == CLXP_OK) st = clxp_encode_texts(m, texts, 2, emb + dim, err);
     for (int i = 0; st == CLXP_OK && i < 3 * dim; i++)
         if (!isfinite(emb[i]))
             st = clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: self-test produced non-finite embeddings", m->path);
-    free(gray);
     free(emb);
     return st;
 }

@@ -3,18 +3,30 @@
 #define CLXP_API_INTERNAL_H
 
 #include "clxp.h"
+#include "media/audio_features.h"
 #include "media/preprocess.h"
+#include "models/clap.h"
 #include "models/clip.h"
 #include "text/tokenizer.h"
 
+typedef enum model_kind { MODEL_CLIP, MODEL_CLAP } model_kind;
+
 struct clxp_model {
-    clip_model *clip;
+    model_kind kind;
+    clip_model *clip;    /* MODEL_CLIP */
+    clip_preproc_cfg pp; /* CLIP: produces image_size x image_size inputs (checked at load) */
+    clap_model *clap;    /* MODEL_CLAP */
+    clap_fe *fe;         /* CLAP feature extractor */
     clxp_tokenizer *tok;
-    clip_preproc_cfg pp; /* produces image_size x image_size inputs (checked at load) */
+    int context, pad_id; /* text: tokens per prompt (CLIP: the context length; CLAP: 77, LAION's call) and pad */
     clxp_model_info info;
     char *path;
     int n_threads;
 };
+
+/* CLAP: features [B, C, frames, mels] -> L2-normalised audio embeddings [B, embed_dim]. */
+clxp_status model_encode_features(clxp_model *m, const float *features, const int *is_longer, int B, float *out,
+                                  clxp_error *err);
 
 /* Preprocessed pixels [B, 3, S, S] -> L2-normalised image embeddings [B, embed_dim]. */
 clxp_status model_encode_pixels(clxp_model *m, const float *pixels, int B, float *out, clxp_error *err);

@@ -44,6 +44,8 @@ struct video_reader {
     int input_eof, decoder_eof, graph_eof;
     int counts_exact; /* decoding from the first frame, none skipped: decode counts are frame numbers */
     double start_offset; /* stream start time in seconds */
+    AVRational fps;      /* frame rate for frame numbers from timestamps: av_guess_frame_rate (MPEG-TS has no
+                          * average frame rate, only r_frame_rate), 0/1 if unknown */
 };
 
 static clxp_status av_fail(clxp_error *err, clxp_status code, int averr, const char *fmt, const char *what) {
@@ -94,6 +96,44 @@ static void rotation_filters(const AVStream *st, char *buf, size_t cap) {
     else if (m[4] < 0) snprintf(buf, cap, "vflip");
 }
 
+/* The first filter name of a graph description that libavfilter does not know (into name), or 0. Filters are
+ * separated by ',' or ';' outside quotes; link labels ("[in]") and instance names ("scale@big") are skipped. */
+static int unknown_filter(const char *graph, char *name, size_t cap) {
+    const char *p = graph;
+    while (*p) {
+        while (*p == ' ' || *p == '\t' || *p == '\n' || *p == ',' || *p == ';') p++;
+        while (*p == '[') { /* input labels */
+            const char *q = strchr(p, ']');
+            if (!q) return 0;
+            p = q + 1;
+            while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+        }
+        size_t n = strcspn(p, "=@,;[ \t\n");
+        if (n > 0 && n < cap) {
+            memcpy(name, p, n);
+            name[n] = '\0';
+            if (!avfilter_get_by_name(name)) return 1;
+        }
+        /* skip the arguments up to the next separator outside quotes */
+        int quote = 0;
+        for (p += n; *p && (quote || (*p != ',' && *p != ';')); p++) {
+            if (*p == '\\' && p[1]) p++;
+            else if (*p == '\'') quote = !quote;
+        }
+    }
+    return 0;
+}
+
+/* A bad graph: name the input and, when it is one, the unknown filter (libavfilter only says EINVAL). */
+static clxp_status graph_fail(const video_reader *r, int averr, const char *what, const char *chain, clxp_error *err) {
+    const char *g = r->opt.vf && *r->opt.vf ? r->opt.vf : chain;
+    char name[128], buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+    if (unknown_filter(g, name, sizeof name))
+        return clxp_err_set(err, CLXP_ERR_INVALID, "%s: %s \"%s\": no such filter \"%s\"", r->url, what, g, name);
+    av_strerror(averr, buf, sizeof buf);
+    return clxp_err_set(err, CLXP_ERR_INVALID, "%s: %s \"%s\" (%s)", r->url, what, g, buf);
+}
+
 static clxp_status build_graph(video_reader *r, const AVFrame *f, clxp_error *err) {
     avfilter_graph_free(&r->graph);
     r->src = r->sink = NULL;
@@ -136,9 +176,9 @@ static clxp_status build_graph(video_reader *r, const AVFrame *f, clxp_error *er
     e = avfilter_graph_parse_ptr(r->graph, chain, &inputs, &outputs, NULL);
     avfilter_inout_free(&outputs);
     avfilter_inout_free(&inputs);
-    if (e < 0) return av_fail(err, CLXP_ERR_INVALID, e, "invalid filter graph", r->opt.vf && *r->opt.vf ? r->opt.vf : chain);
+    if (e < 0) return graph_fail(r, e, "invalid filter graph", chain, err);
     e = avfilter_graph_config(r->graph, NULL);
-    if (e < 0) return av_fail(err, CLXP_ERR_INVALID, e, "cannot configure the filter graph", chain);
+    if (e < 0) return graph_fail(r, e, "cannot configure the filter graph", chain, err);
     r->g_width = f->width;
     r->g_height = f->height;
     r->g_format = f->format;
@@ -218,6 +258,7 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
         goto fail;
     }
     if ((st = pick_stream(r, err)) != CLXP_OK) goto fail;
+    r->fps = av_guess_frame_rate(r->fmt, r->st, NULL);
     r->start_offset = r->st->start_time != AV_NOPTS_VALUE ? r->st->start_time * av_q2d(r->st->time_base) : 0;
     r->pkt = av_packet_alloc();
     r->frame = av_frame_alloc();
@@ -273,6 +314,8 @@ static int decode_next(video_reader *r, clxp_error *err, clxp_status *st) {
         if (e >= 0) {
             if (r->frame->decode_error_flags || (r->frame->flags & AV_FRAME_FLAG_CORRUPT)) {
                 r->corrupt++;
+                r->decoded++;         /* a frame of the stream all the same */
+                r->counts_exact = 0; /* frames may be lost around it: number frames by timestamp from now on */
                 clxp_log(CLXP_LOG_WARN, "%s: corrupt frame at %.3f s skipped", r->url,
                          ts_seconds(r, r->frame->best_effort_timestamp, r->st->time_base));
                 av_frame_unref(r->frame);
@@ -283,6 +326,7 @@ static int decode_next(video_reader *r, clxp_error *err, clxp_status *st) {
         if (e == AVERROR_EOF) return 0;
         if (e != AVERROR(EAGAIN)) {
             r->corrupt++;
+            r->counts_exact = 0;
             clxp_log(CLXP_LOG_WARN, "%s: decoding error, frame skipped", r->url);
             continue;
         }
@@ -312,10 +356,14 @@ static int decode_next(video_reader *r, clxp_error *err, clxp_status *st) {
             continue;
         }
         int64_t ppts = r->pkt->pts != AV_NOPTS_VALUE ? r->pkt->pts : r->pkt->dts;
+        /* The demuxer lost data here (e.g. MPEG-TS continuity errors: whole packets may be gone, silently): the
+         * decode count stops being the frame number, so number frames by timestamp from now on. */
+        if (r->pkt->flags & AV_PKT_FLAG_CORRUPT) r->counts_exact = 0;
         e = avcodec_send_packet(r->dec, r->pkt);
         av_packet_unref(r->pkt);
         if (e < 0 && e != AVERROR(EAGAIN)) {
             r->corrupt++;
+            r->counts_exact = 0;
             clxp_log(CLXP_LOG_WARN, "%s: corrupt packet at %.3f s skipped", r->url, ts_seconds(r, ppts, r->st->time_base));
         }
     }
@@ -396,7 +444,7 @@ clxp_status video_next(video_reader *r, video_frame *out, int *eof, clxp_error *
                     out->pts = f->pts == AV_NOPTS_VALUE ? INT64_MIN : av_rescale_q(f->pts, tb, r->st->time_base);
                     out->time = t;
                     double d = f->pkt_duration > 0 ? f->pkt_duration * av_q2d(tb) : 0;
-                    if (d <= 0 && r->st->avg_frame_rate.num > 0) d = 1.0 / av_q2d(r->st->avg_frame_rate);
+                    if (d <= 0 && r->fps.num > 0 && r->fps.den > 0) d = 1.0 / av_q2d(r->fps);
                     out->duration = d;
                     out->frame_index = recall(r, out->pts == INT64_MIN ? AV_NOPTS_VALUE : out->pts, r->passed - 1);
                 }
@@ -443,8 +491,8 @@ clxp_status video_next(video_reader *r, video_frame *out, int *eof, clxp_error *
         }
         /* After a seek or with skipped frames the decode count is not the frame number: derive it from the
          * timestamp and the frame rate (exact for constant frame rate). */
-        if (!r->counts_exact && !isnan(t) && r->st->avg_frame_rate.num > 0)
-            idx = llround(t * av_q2d(r->st->avg_frame_rate));
+        if (!r->counts_exact && !isnan(t) && r->fps.num > 0 && r->fps.den > 0)
+            idx = llround(t * av_q2d(r->fps));
         remember(r, f->pts, idx);
         int e = av_buffersrc_add_frame_flags(r->src, f, 0);
         av_frame_unref(f);

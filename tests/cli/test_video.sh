@@ -1,0 +1,362 @@
+#!/bin/sh
+# Tests of `clxp classify` on videos: the live table (one row per sampled frame), --json, the frame selection
+# options end to end (--every, --interval, --keyframes, --start/--duration, --scene), every output format in one
+# run (-o a.jsonl -o b.csv -o c.srt -o d.vtt -o e.html), no overwrite without -y, bad output paths (missing
+# directory, the input itself), and bad inputs (audio only, bad --vf, bad --stream): exit status 1 and one
+# "clxp: error: " line.
+#
+# The videos are generated with the ffmpeg tool (scripts/install-deps.sh installs it) into a mktemp directory,
+# removed at exit; they are tiny (64x48, a few seconds). -t 1: one inference thread, so the decoding thread has a
+# core to itself on small machines.
+#
+# Run by tests/run.sh as `BUILD=<build dir> sh tests/cli/test_video.sh`; prints "ok   name" / "FAIL name" per
+# check and a final "RESULT <passed> <failed>". Plain POSIX sh: no python, no jq.
+
+BUILD=${BUILD:-build}
+case $BUILD in
+/*) ;;
+*) BUILD=$PWD/$BUILD ;;
+esac
+CLXP=$BUILD/clxp
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+
+MODEL=tests/data/clip-tiny-quickgelu
+
+passed=0
+failed=0
+
+if [ ! -x "$CLXP" ]; then
+    echo "FAIL cli_binary_exists"
+    echo "  $CLXP is missing (build it with make)"
+    echo "RESULT 0 1"
+    exit 1
+fi
+if ! command -v ffmpeg >/dev/null 2>&1; then
+    echo "FAIL ffmpeg_tool_exists"
+    echo "  the ffmpeg tool is needed to make the test videos (scripts/install-deps.sh installs it)"
+    echo "RESULT 0 1"
+    exit 1
+fi
+
+T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-video-test.XXXXXX") || exit 1
+trap 'rm -rf "$T"' EXIT
+trap 'exit 1' HUP INT TERM
+
+# ---- harness (as in test_cli.sh) ----------------------------------------------------------------------
+
+run() {
+    "$@" >"$T/out" 2>"$T/err"
+    rc=$?
+}
+begin() {
+    : >"$T/why"
+}
+why() {
+    printf '%s\n' "$*" >>"$T/why"
+}
+show_output() {
+    echo "  --- stdout:"
+    head -n 20 "$T/out" | sed 's/^/  | /'
+    echo "  --- stderr:"
+    head -n 20 "$T/err" | sed 's/^/  | /'
+}
+finish() {
+    if [ -s "$T/why" ]; then
+        failed=$((failed + 1))
+        echo "FAIL $1"
+        sed 's/^/  /' "$T/why"
+        show_output
+    else
+        passed=$((passed + 1))
+        echo "ok   $1"
+    fi
+}
+expect_rc() {
+    [ "$rc" -eq "$1" ] || why "exit status $rc, expected $1"
+}
+err_has() {
+    grep -F -q -e "$1" "$T/err" || why "stderr lacks '$1'"
+}
+# exactly one line on stderr, starting with "clxp: error: "
+one_error_line() {
+    lines=$(wc -l <"$T/err" | tr -d ' ')
+    [ "$lines" -eq 1 ] || why "stderr has $lines lines, expected exactly 1"
+    case $(head -n 1 "$T/err") in
+    "clxp: error: "*) ;;
+    *) why "stderr does not start with 'clxp: error: '" ;;
+    esac
+}
+# the table rows of the last run: "  HH:MM:SS.mmm  #FRAME ..." -> "HH:MM:SS.mmm FRAME"
+rows() {
+    sed -n 's/^  \([0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]\)  #\([0-9][0-9]*\) .*/\1 \2/p' "$T/out"
+}
+# expect_frames "0 5 10": the frame numbers of the table rows, in order
+expect_frames() {
+    got=$(rows | cut -d' ' -f2 | tr '\n' ' ' | sed 's/ $//')
+    [ "$got" = "$1" ] || why "frames '$got', expected '$1'"
+}
+seq_frames() { # seq_frames FIRST STEP LAST
+    awk -v a="$1" -v s="$2" -v b="$3" 'BEGIN { for (i = a; i <= b; i += s) printf "%s%d", (i > a ? " " : ""), i }'
+}
+# the files of a directory, with their checksums
+sums() {
+    (cd "$1" && cksum ./* 2>/dev/null)
+}
+# the names in a directory, on one line / their number
+files_in() {
+    find "$1" -mindepth 1 -maxdepth 1 -exec basename {} \; | sort | tr '\n' ' ' | sed 's/ $//'
+}
+count_files() {
+    find "$1" -mindepth 1 -maxdepth 1 | wc -l | tr -d ' '
+}
+# no temporary output (<path>.XXXXXX.part) left in a directory
+no_part_files() {
+    [ -z "$(find "$1" -maxdepth 1 -name '*.part')" ] || why "temporary files left in $1: $(files_in "$1")"
+}
+
+# ---- inputs ----------------------------------------------------------------------------------------------
+
+FF="ffmpeg -nostdin -hide_banner -loglevel error -y"
+CLIP=$T/clip.mp4
+SCENE=$T/scene.mp4
+WAV=$T/sine.wav
+L=$T/labels.txt
+printf 'a photo of a cat\na photo of a dog\na red square\n' >"$L"
+
+begin
+# 2 s at 25 fps, key frames at 0 and 1 s
+$FF -f lavfi -i testsrc=size=64x48:rate=25:duration=2 -c:v mpeg4 -q:v 5 -g 25 "$CLIP" 2>"$T/err" ||
+    why "cannot make $CLIP"
+# red 2 s, blue 2 s, test pattern 2 s at 10 fps: cuts at 2 and 4 s
+$FF -f lavfi -i color=red:size=64x48:rate=10:duration=2 -f lavfi -i color=blue:size=64x48:rate=10:duration=2 \
+    -f lavfi -i testsrc=size=64x48:rate=10:duration=2 -filter_complex '[0:v][1:v][2:v]concat=n=3:v=1:a=0[v]' \
+    -map '[v]' -c:v mpeg4 -q:v 2 -g 100 "$SCENE" 2>>"$T/err" || why "cannot make $SCENE"
+$FF -f lavfi -i sine=frequency=440:duration=0.5 "$WAV" 2>>"$T/err" || why "cannot make $WAV"
+: >"$T/out"
+finish make_inputs
+
+# clxp classify with the test model and labels
+classify() {
+    "$CLXP" classify -t 1 -m "$MODEL" -l "$L" "$@"
+}
+
+# ---- the live table and --json -----------------------------------------------------------------------------
+
+begin
+run classify "$CLIP"
+expect_rc 0
+[ "$(head -n 1 "$T/out")" = "$CLIP" ] || why "the first line is not the input's name"
+expect_frames "$(seq_frames 0 1 49)"
+[ "$(wc -l <"$T/out" | tr -d ' ')" -eq 51 ] || why "expected the name and 50 rows"
+[ "$(rows | sed -n '2p')" = "00:00:00.040 1" ] || why "row 2 is not 00:00:00.040 #1"
+[ "$(rows | tail -n 1)" = "00:00:01.960 49" ] || why "the last row is not 00:00:01.960 #49"
+grep -q '^  00:00:00.000  #0  *a [a-z ]* [0-9.]*%' "$T/out" || why "row 1 has no label and percentage"
+[ -s "$T/err" ] && why "stderr is not empty"
+finish table_one_row_per_frame
+
+begin
+run classify -k 1 --every 5 "$CLIP"
+expect_rc 0
+expect_frames "$(seq_frames 0 5 45)"
+[ "$(grep -c '%' "$T/out")" -eq 10 ] || why "expected 10 rows with one label each"
+finish table_every
+
+begin
+run classify --json --every 5 "$CLIP"
+expect_rc 0
+[ "$(head -c 1 "$T/out")" = "{" ] || why "output does not start with '{'"
+[ "$(tail -n 1 "$T/out")" = "}" ] || why "output does not end with '}'"
+[ "$(tr -cd '{' <"$T/out" | wc -c)" -eq "$(tr -cd '}' <"$T/out" | wc -c)" ] || why "unbalanced braces"
+[ "$(tr -cd '[' <"$T/out" | wc -c)" -eq "$(tr -cd ']' <"$T/out" | wc -c)" ] || why "unbalanced brackets"
+grep -q '"results":' "$T/out" || why "no \"results\""
+[ "$(grep -c '"time":' "$T/out")" -eq 10 ] || why "expected 10 \"time\" members"
+[ "$(grep -c '"frame":' "$T/out")" -eq 10 ] || why "expected 10 \"frame\" members"
+grep -q '"frame":[[:space:]]*45,' "$T/out" || why "no \"frame\": 45"
+grep -q '"time":[[:space:]]*1.8,' "$T/out" || why "no \"time\": 1.8"
+grep -q "\"file\":[[:space:]]*\"$CLIP\"" "$T/out" || why "no \"file\": \"$CLIP\""
+grep -q '00:00:' "$T/out" && why "table rows mixed into the JSON"
+finish json_document
+
+# ---- frame selection options -------------------------------------------------------------------------------
+
+# TIME arguments in FFmpeg's syntax; the selections combine (the library tests cover each one in detail)
+begin
+run classify --start 00:00:01 --duration 0:0.5 --interval 0.2 "$CLIP"
+expect_rc 0
+expect_frames "25 30 35"
+[ "$(rows | head -n 1 | cut -d' ' -f1)" = "00:00:01.000" ] || why "the first row is not at 1 s"
+finish start_duration_interval
+
+begin
+run classify --keyframes "$CLIP"
+expect_rc 0
+expect_frames "0 25"
+finish keyframes
+
+begin
+run classify --scene 0.3 "$SCENE"
+expect_rc 0
+[ "$(rows | tr '\n' ' ')" = "00:00:02.000 20 00:00:04.000 40 " ] || why "expected the cuts at 2 s (#20) and 4 s (#40)"
+finish scene
+
+begin
+run classify --vf 'scale=32:24' --every 25 --json "$CLIP"
+expect_rc 0
+[ "$(grep -c '"frame":' "$T/out")" -eq 2 ] || why "expected 2 results"
+finish vf
+
+# ---- outputs -------------------------------------------------------------------------------------------
+
+O=$T/out1
+mkdir -p "$O"
+begin
+run classify --every 5 -o "$O/a.jsonl" -o "$O/b.csv" -o "$O/c.srt" -o "$O/d.vtt" -o "$O/e.html" "$CLIP"
+expect_rc 0
+for f in a.jsonl b.csv c.srt d.vtt e.html; do
+    [ -s "$O/$f" ] || why "$f is missing or empty"
+done
+[ "$(count_files "$O")" -eq 5 ] || why "other files than the 5 outputs in $O: $(files_in "$O")"
+# jsonl: one object per sampled frame, in order
+[ "$(wc -l <"$O/a.jsonl" | tr -d ' ')" -eq 10 ] || why "a.jsonl has $(wc -l <"$O/a.jsonl") lines, expected 10"
+[ "$(grep -c '^{.*}$' "$O/a.jsonl")" -eq 10 ] || why "a.jsonl: not one JSON object per line"
+[ "$(grep -c '"time":' "$O/a.jsonl")" -eq 10 ] || why "a.jsonl: a line without \"time\""
+got=$(sed -n 's/.*"frame":\([0-9]*\),.*/\1/p' "$O/a.jsonl" | tr '\n' ' ' | sed 's/ $//')
+[ "$got" = "$(seq_frames 0 5 45)" ] || why "a.jsonl frames '$got'"
+grep -q '"frame":45,"pts":[0-9]*,"time":1.8,"duration":0.04,' "$O/a.jsonl" || why "a.jsonl: no frame 45 at 1.8 s"
+# csv: the summary header, counts summing to the number of frames
+[ "$(head -n 1 "$O/b.csv")" = "stream_id,label,avg_probability,count" ] || why "b.csv header: $(head -n 1 "$O/b.csv")"
+total=$(awk -F, 'NR > 1 { n += $NF } END { print n + 0 }' "$O/b.csv")
+[ "$total" -eq 10 ] || why "b.csv counts sum to $total, expected 10"
+awk -F, 'NR > 1 && ($1 != "0" || $3 !~ /^[01]\.[0-9][0-9][0-9][0-9]$/ || $4 !~ /^[0-9]+$/) { bad = 1 } END { exit bad }' \
+    "$O/b.csv" || why "b.csv: a malformed row"
+# srt: numbered cues "HH:MM:SS,mmm --> HH:MM:SS,mmm", then text, then a blank line
+awk '
+    BEGIN { state = 0; cue = 0; bad = 0 }
+    state == 0 { if ($0 != ++cue) { bad = 1; exit } state = 1; next }
+    state == 1 { if ($0 !~ /^[0-9][0-9]:[0-9][0-9]:[0-9][0-9],[0-9][0-9][0-9] --> [0-9][0-9]:[0-9][0-9]:[0-9][0-9],[0-9][0-9][0-9]$/) { bad = 1; exit } state = 2; next }
+    state == 2 { if ($0 == "") { bad = 1; exit } state = 3; next }
+    state == 3 { if ($0 == "") state = 0; next }
+    END { exit bad || cue == 0 || state == 1 || state == 2 }' "$O/c.srt" || why "c.srt is not well-formed"
+head -n 2 "$O/c.srt" | tail -n 1 | grep -q '^00:00:00,000 --> ' || why "c.srt: the first cue does not start at 0"
+# vtt: WEBVTT header, cues "HH:MM:SS.mmm --> HH:MM:SS.mmm"
+[ "$(head -n 1 "$O/d.vtt")" = "WEBVTT" ] || why "d.vtt: no WEBVTT header"
+grep -q '^00:00:00\.000 --> [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]$' "$O/d.vtt" || why "d.vtt: no cue at 0"
+grep -q ' --> ' "$O/d.vtt" || why "d.vtt: no cue"
+grep ' --> ' "$O/d.vtt" | grep -v -q '^[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9] --> [0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]$' &&
+    why "d.vtt: a malformed cue time line"
+[ "$(grep -c ' --> ' "$O/c.srt")" -eq "$(grep -c ' --> ' "$O/d.vtt")" ] || why "c.srt and d.vtt have different cues"
+# html: one page, a thumbnail per frame
+[ "$(head -n 1 "$O/e.html")" = "<!DOCTYPE html>" ] || why "e.html does not start with <!DOCTYPE html>"
+[ "$(tail -n 1 "$O/e.html")" = "</html>" ] || why "e.html does not end with </html>"
+[ "$(grep -o 'data:image/png;base64' "$O/e.html" | wc -l | tr -d ' ')" -eq 10 ] || why "e.html: expected 10 thumbnails"
+finish outputs_all_formats
+
+sums "$O" >"$T/sums_before"
+begin
+run classify --every 10 -o "$O/a.jsonl" -o "$O/b.csv" -o "$O/c.srt" -o "$O/d.vtt" -o "$O/e.html" "$CLIP"
+expect_rc 1
+one_error_line
+err_has "$O/a.jsonl"
+err_has "exists"
+err_has "-y"
+sums "$O" >"$T/sums_after"
+cmp -s "$T/sums_before" "$T/sums_after" || why "the existing outputs changed (or files were added)"
+finish no_overwrite_without_y
+
+# only the last output exists: the ones before it must not be left behind either
+begin
+rm -f "$O/a.jsonl" "$O/b.csv" "$O/c.srt" "$O/d.vtt"
+run classify --every 10 -o "$O/a.jsonl" -o "$O/b.csv" -o "$O/c.srt" -o "$O/d.vtt" -o "$O/e.html" "$CLIP"
+expect_rc 1
+one_error_line
+err_has "$O/e.html"
+[ "$(files_in "$O")" = "e.html" ] || why "files left in $O: $(files_in "$O")"
+finish no_overwrite_leaves_nothing
+
+begin
+run classify -y --every 10 -o "$O/a.jsonl" -o "$O/b.csv" -o "$O/c.srt" -o "$O/d.vtt" -o "$O/e.html" "$CLIP"
+expect_rc 0
+[ "$(wc -l <"$O/a.jsonl" | tr -d ' ')" -eq 5 ] || why "a.jsonl was not rewritten with 5 frames"
+total=$(awk -F, 'NR > 1 { n += $NF } END { print n + 0 }' "$O/b.csv")
+[ "$total" -eq 5 ] || why "b.csv counts sum to $total, expected 5"
+[ "$(grep -o 'data:image/png;base64' "$O/e.html" | wc -l | tr -d ' ')" -eq 5 ] || why "e.html was not rewritten"
+[ "$(count_files "$O")" -eq 5 ] || why "files left in $O: $(files_in "$O")"
+finish overwrite_with_y
+
+begin
+run classify -o "$T/no-such-dir/x.jsonl" "$CLIP"
+expect_rc 1
+one_error_line
+err_has "$T/no-such-dir"
+err_has "does not exist"
+[ -e "$T/no-such-dir" ] && why "$T/no-such-dir was created"
+finish output_in_missing_directory
+
+cksum <"$CLIP" >"$T/clip_sum"
+begin
+run classify --format jsonl -o "$CLIP" "$CLIP"
+expect_rc 1
+one_error_line
+err_has "$CLIP"
+cksum <"$CLIP" | cmp -s - "$T/clip_sum" || why "the input was changed"
+finish output_is_the_input
+
+begin
+run classify -y --format jsonl -o "$T/./clip.mp4" "$CLIP"
+expect_rc 1
+one_error_line
+cksum <"$CLIP" | cmp -s - "$T/clip_sum" || why "the input was changed"
+ln -s "$CLIP" "$T/link.jsonl"
+run classify -y -o "$T/link.jsonl" "$CLIP"
+expect_rc 1
+one_error_line
+cksum <"$CLIP" | cmp -s - "$T/clip_sum" || why "the input was changed through a symbolic link"
+no_part_files "$T"
+finish output_is_the_input_other_name
+
+begin
+run classify -q --every 10 -o "$T/q.jsonl" "$CLIP"
+expect_rc 0
+[ -s "$T/out" ] && why "stdout is not empty with -q"
+[ -s "$T/err" ] && why "stderr is not empty with -q"
+[ "$(wc -l <"$T/q.jsonl" | tr -d ' ')" -eq 5 ] || why "q.jsonl does not have 5 lines"
+finish quiet_with_output
+
+# ---- bad inputs ------------------------------------------------------------------------------------------
+
+begin
+run classify "$WAV"
+expect_rc 1
+one_error_line
+err_has "$WAV"
+err_has "no video stream"
+err_has "CLAP"
+finish audio_only_input
+
+begin
+run classify -o "$T/audio.jsonl" "$WAV"
+expect_rc 1
+one_error_line
+[ -e "$T/audio.jsonl" ] && why "an output was left for a failed run"
+no_part_files "$T"
+finish audio_only_input_no_output_left
+
+begin
+run classify --vf 'nosuchfilter=1' "$CLIP"
+expect_rc 1
+one_error_line
+err_has "nosuchfilter"
+err_has "filter graph"
+finish bad_vf
+
+begin
+run classify --stream v:9 "$CLIP"
+expect_rc 1
+one_error_line
+err_has "$CLIP"
+err_has "v:9"
+finish bad_stream
+
+echo "RESULT $passed $failed"
+[ "$failed" -eq 0 ]
