@@ -216,7 +216,8 @@ typedef struct clxp_run_options {
     int keyframes_only;       /* decode key frames only (fast) */
     double start, duration;   /* seek to start (s) and stop after duration (s); duration 0: to the end */
     const char *vf;           /* a libavfilter graph applied to the frames before classification, or NULL */
-    int batch;                /* frames per inference batch; 0: 16 */
+    int batch;                /* frames (or audio windows) per inference batch; 0: 16 */
+    double hop;               /* audio (CLAP models): seconds between window starts; 0: the window length */
     const char *boxes;        /* JSON Lines file of detection boxes per frame (classify the crops), or NULL */
     const char *target;       /* with boxes: only boxes whose detector label matches (case-insensitive) */
     clxp_score_options score; /* logit scale / temperature */
@@ -228,8 +229,12 @@ typedef struct clxp_run_options {
     void *interrupt_user;
 } clxp_run_options;
 
-/* Decode `input` (any file or URL libavformat opens), select frames as opt says, classify each (or each box)
- * against the bank in batches, and call on_result for every result in presentation order. opt may be NULL. */
+/* Decode `input` (any file or URL libavformat opens) and classify it against the bank in batches, calling
+ * on_result for every result in presentation order. opt may be NULL.
+ * CLIP models: the video stream's frames selected as opt says (or a still image), each frame or each box.
+ * CLAP models: the audio stream (mono, resampled to the model's rate) in windows of the model's length starting
+ * every `hop` seconds; the last window (or a clip shorter than one window) is repeat-padded as the model's
+ * feature extractor does; time/duration give each window's start and real length. */
 clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *input, const clxp_run_options *opt,
                           clxp_result_fn on_result, void *user, clxp_error *err);
 

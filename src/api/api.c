@@ -11,6 +11,7 @@
 #include "classify/scoring.h"
 #include "io/preprocessor_config.h"
 #include "io/prompts.h"
+#include "media/audio.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "models/clip.h"
@@ -289,6 +290,24 @@ clxp_status clxp_encode_audio(clxp_model *m, const float *samples, size_t n, int
     st = clap_fe_extract(m->fe, samples, n, NULL, feat, &is_longer, NULL, err);
     if (st == CLXP_OK) st = model_encode_features(m, feat, &is_longer, 1, out, err);
     free(feat);
+    return st;
+}
+
+clxp_status clxp_encode_audio_files(clxp_model *m, const char *const *paths, int n, float *out, clxp_error *err) {
+    if (n < 0 || (n > 0 && (!paths || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
+    clxp_status st = need_kind(m, MODEL_CLAP, err);
+    for (int i = 0; i < n && st == CLXP_OK; i++) {
+        audio_options ao = {.sample_rate = m->info.sample_rate};
+        float *wave = NULL;
+        size_t len = 0;
+        st = audio_load(paths[i], &ao, CLAP_FE_MAX_INPUT_SAMPLES, &wave, &len, err);
+        if (st == CLXP_OK && len == 0) st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: no audio samples", paths[i]);
+        if (st == CLXP_OK) {
+            st = clxp_encode_audio(m, wave, len, m->info.sample_rate, out + (size_t)i * m->info.embed_dim, err);
+            if (st != CLXP_OK) clxp_err_prefix(err, st, "%s", paths[i]);
+        }
+        free(wave);
+    }
     return st;
 }
 

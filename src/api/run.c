@@ -8,6 +8,7 @@
 
 #include "api/internal.h"
 #include "io/boxes.h"
+#include "media/audio.h"
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "media/video.h"
@@ -18,8 +19,9 @@
 
 typedef struct item {
     clxp_result r; /* scores and rgb are set when reported */
-    uint8_t *rgb;  /* the frame (or crop) as classified */
-    float *pixels; /* preprocessed [3, S, S] */
+    uint8_t *rgb;  /* the frame (or crop) as classified; NULL for audio */
+    float *pixels; /* model input: preprocessed pixels [3, S, S] (CLIP) or log-mel features [C, T, mels] (CLAP) */
+    int is_longer; /* CLAP: the clip goes through the fusion branch */
 } item;
 
 typedef struct queue {
@@ -47,7 +49,15 @@ typedef struct producer {
     int still; /* the input is a still image (decoded like the image files of clxp_encode_image_files) */
     int (*interrupt)(void *user);
     void *interrupt_user;
+    audio_reader *ar; /* CLAP models: the audio source */
+    size_t window, hop; /* samples */
 } producer;
+
+/* Floats of one model input: pixels [3, S, S] or features [C, frames, mels]. */
+static size_t model_input_size(const clxp_model *m) {
+    if (m->kind == MODEL_CLAP) return (size_t)clap_fe_channels(m->fe) * clap_fe_frames(m->fe) * clap_fe_mels(m->fe);
+    return (size_t)3 * m->info.image_size * m->info.image_size;
+}
 
 static void item_free(item *it) {
     free(it->rgb);
@@ -174,10 +184,67 @@ static clxp_status produce_still(producer *p, clxp_error *err) {
     return st;
 }
 
+/* Audio windows: [k * hop, k * hop + window) samples; the last one holds what is left (at least one sample). */
+static clxp_status produce_audio(producer *p, clxp_error *err) {
+    const size_t W = p->window, H = p->hop, nf = model_input_size(p->m);
+    float *buf = malloc(W * sizeof *buf);
+    if (!buf) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st = CLXP_OK;
+    const int rate = p->m->info.sample_rate;
+    size_t have = 0; /* valid samples at the start of buf */
+    for (int64_t k = 0;; k++) {
+        if (p->interrupt && p->interrupt(p->interrupt_user)) break;
+        int eof = 0;
+        while (have < W && !eof) { /* fill the window */
+            size_t got = 0;
+            if ((st = audio_read(p->ar, buf + have, W - have, &got, err)) != CLXP_OK) break;
+            have += got;
+            eof = got == 0;
+        }
+        if (st != CLXP_OK || have == 0) break;
+        item it;
+        memset(&it, 0, sizeof it);
+        it.r = (clxp_result){.input = p->input, .stream_index = audio_stream_index(p->ar), .media_type = 'a',
+                             .frame_index = k, .pts = INT64_MIN, .time = p->vo.start + (double)k * H / rate,
+                             .duration = (double)have / rate, .box_index = -1, .box_score = NAN};
+        it.pixels = malloc(nf * sizeof(float));
+        if (!it.pixels) {
+            st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+            break;
+        }
+        st = clap_fe_extract(p->m->fe, buf, have, NULL, it.pixels, &it.is_longer, NULL, err);
+        if (st != CLXP_OK) {
+            item_free(&it);
+            break;
+        }
+        p->decoded = k + 1;
+        if (!queue_push(p->q, &it) || have < W) break; /* a short window is the last */
+        if (H < W) { /* slide: keep the overlap */
+            memmove(buf, buf + H, (W - H) * sizeof *buf);
+            have = W - H;
+        } else { /* skip the gap between windows */
+            have = 0;
+            for (size_t skip = H - W; skip > 0;) {
+                size_t got = 0;
+                if ((st = audio_read(p->ar, buf, skip < W ? skip : W, &got, err)) != CLXP_OK || got == 0) break;
+                skip -= got;
+            }
+            if (st != CLXP_OK) break;
+        }
+    }
+    free(buf);
+    return st;
+}
+
 static void *produce(void *arg) {
     producer *p = arg;
     clxp_error err = {0};
     clxp_status st = CLXP_OK;
+    if (p->ar) {
+        st = produce_audio(p, &err);
+        queue_finish(p->q, st, &err);
+        return NULL;
+    }
     if (p->still) {
         st = produce_still(p, &err);
         queue_finish(p->q, st, &err);
@@ -217,12 +284,17 @@ typedef struct consumer {
     int batch;
 } consumer;
 
-/* Classify n items and report them; returns 1 if the callback asked to stop. */
+/* Classify n items and report them; *stop = 1 if the callback asked to stop. */
 static clxp_status classify_items(consumer *c, item *items, int n, int *stop, clxp_error *err) {
-    const int S = c->m->info.image_size, C = clxp_labelbank_n_classes(c->b);
-    const size_t plane = (size_t)3 * S * S;
-    for (int i = 0; i < n; i++) memcpy(c->pix + i * plane, items[i].pixels, plane * sizeof(float));
-    clxp_status st = model_encode_pixels(c->m, c->pix, n, c->emb, err);
+    const int C = clxp_labelbank_n_classes(c->b);
+    const size_t plane = model_input_size(c->m);
+    int is_longer[MAX_BATCH];
+    for (int i = 0; i < n; i++) {
+        memcpy(c->pix + i * plane, items[i].pixels, plane * sizeof(float));
+        is_longer[i] = items[i].is_longer;
+    }
+    clxp_status st = c->m->kind == MODEL_CLAP ? model_encode_features(c->m, c->pix, is_longer, n, c->emb, err)
+                                              : model_encode_pixels(c->m, c->pix, n, c->emb, err);
     if (st == CLXP_OK) st = clxp_classify(c->b, c->emb, n, &c->opt->score, c->scores, err);
     for (int i = 0; i < n && st == CLXP_OK && !*stop; i++) {
         items[i].r.n_classes = C;
@@ -239,9 +311,10 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
     if (!opt) opt = &defaults;
     if (!m || !b || !input) return clxp_err_set(err, CLXP_ERR_INVALID, "clxp_run_file: missing model, bank or input");
     const int batch = opt->batch > 0 ? (opt->batch < MAX_BATCH ? opt->batch : MAX_BATCH) : DEFAULT_BATCH;
-    const int S = m->info.image_size, dim = m->info.embed_dim, C = clxp_labelbank_n_classes(b);
+    const int dim = m->info.embed_dim, C = clxp_labelbank_n_classes(b);
     consumer c = {m, b, opt, on_result, user, NULL, NULL, NULL, batch};
-    producer p = {.m = m, .input = input, .target = opt->target, .still = media_is_still_image(input)};
+    producer p = {.m = m, .input = input, .target = opt->target,
+                  .still = m->kind == MODEL_CLIP && media_is_still_image(input)};
     p.vo = (video_options){opt->stream, opt->keyframes_only, opt->start,    opt->duration,    opt->scene,
                            opt->every_t, opt->every_n,        opt->vf,       opt->interrupt, opt->interrupt_user};
     p.interrupt = opt->interrupt;
@@ -253,20 +326,37 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
     q.cap = 2 * batch; /* one batch being decoded while one is classified */
     item *got = calloc((size_t)batch, sizeof *got);
     q.items = calloc((size_t)q.cap, sizeof *q.items);
-    c.pix = malloc((size_t)batch * 3 * S * S * sizeof(float));
+    c.pix = malloc((size_t)batch * model_input_size(m) * sizeof(float));
     c.emb = malloc((size_t)batch * dim * sizeof(float));
     c.scores = malloc((size_t)batch * C * sizeof(float));
     clxp_status st = (c.pix && c.emb && c.scores && got && q.items)
                          ? CLXP_OK
                          : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (st == CLXP_OK && m->kind == MODEL_CLAP && (opt->boxes || opt->scene > 0 || opt->vf || opt->keyframes_only ||
+                                                   opt->every_n > 1 || opt->every_t > 0))
+        st = clxp_err_set(err, CLXP_ERR_INVALID,
+                          "%s: boxes, --scene, --vf, --keyframes, --every and --interval select video frames; a CLAP "
+                          "model classifies audio windows (--hop sets their spacing)",
+                          input);
+    if (st == CLXP_OK && opt->hop < 0) st = clxp_err_set(err, CLXP_ERR_INVALID, "hop must be >= 0 seconds");
     if (st == CLXP_OK && opt->boxes) {
         st = boxes_load(opt->boxes, &boxes, err);
         p.boxes = &boxes;
         p.matched = calloc((size_t)boxes.n_frames + 1, 1);
         if (st == CLXP_OK && !p.matched) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     }
-    if (st == CLXP_OK && !p.still) st = video_open(input, &p.vo, &p.vr, err);
-    if (st == CLXP_OK) p.duration = p.vr ? video_duration(p.vr) : 0;
+    if (st == CLXP_OK && m->kind == MODEL_CLAP) {
+        audio_options ao = {opt->stream, m->info.sample_rate, opt->start, opt->duration, opt->interrupt,
+                            opt->interrupt_user};
+        st = audio_open(input, &ao, &p.ar, err);
+        p.window = (size_t)clap_fe_config(m->fe)->nb_max_samples;
+        p.hop = opt->hop > 0 ? (size_t)llround(opt->hop * m->info.sample_rate) : p.window;
+        if (p.hop == 0) p.hop = 1;
+        if (st == CLXP_OK) p.duration = audio_duration(p.ar);
+    } else if (st == CLXP_OK && !p.still) {
+        st = video_open(input, &p.vo, &p.vr, err);
+        if (st == CLXP_OK) p.duration = video_duration(p.vr);
+    }
     pthread_mutex_init(&q.mu, NULL);
     pthread_cond_init(&q.changed, NULL);
     p.q = &q;
@@ -294,6 +384,12 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
             st = q.st;
             if (err) *err = q.err;
         }
+        if (p.ar && audio_corrupt_count(p.ar) > 0)
+            clxp_log(CLXP_LOG_WARN, "%s: %lld corrupt audio packets or frames were skipped", input,
+                     (long long)audio_corrupt_count(p.ar));
+        if (p.ar && audio_nonfinite_count(p.ar) > 0)
+            clxp_log(CLXP_LOG_WARN, "%s: %lld NaN/Inf audio samples were replaced by silence", input,
+                     (long long)audio_nonfinite_count(p.ar));
         if (p.vr && video_corrupt_count(p.vr) > 0)
             clxp_log(CLXP_LOG_WARN, "%s: %lld corrupt packets or frames were skipped", input,
                      (long long)video_corrupt_count(p.vr));
@@ -303,6 +399,7 @@ clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *in
     pthread_mutex_destroy(&q.mu);
     pthread_cond_destroy(&q.changed);
     video_close(p.vr);
+    audio_close(p.ar);
     boxes_free(&boxes);
     free(p.matched);
     free(q.items);

@@ -21,8 +21,9 @@
 static const char *classify_help =
     "Usage: clxp classify -m MODEL_DIR -l LABELS [options] INPUT...\n"
     "\n"
-    "Classifies still images and the frames of videos (any file or URL FFmpeg opens) against the prompts of\n"
-    "LABELS (zero-shot): probabilities are a softmax over the labels of logit_scale * cosine / temperature.\n"
+    "Classifies still images and the frames of videos (CLIP models) or audio windows (CLAP models) of any file\n"
+    "or URL FFmpeg opens against the prompts of LABELS (zero-shot): probabilities are a softmax over the labels\n"
+    "of logit_scale * cosine / temperature.\n"
     "\n"
     "LABELS is a labels file (one prompt per line, UTF-8, blank lines ignored) or a categories file ('[Unit]'\n"
     "lines open a classification unit, '(Category)' lines a category, other lines are the category's prompts):\n"
@@ -30,7 +31,7 @@ static const char *classify_help =
     "unit reports its best category.\n"
     "\n"
     "Prompts and scores:\n"
-    "  -m, --model DIR          Hugging Face CLIP model directory (required)\n"
+    "  -m, --model DIR          Hugging Face CLIP or CLAP model directory (required)\n"
     "  -l, --labels FILE        labels or categories file (required)\n"
     "      --template TEXT      prompt template with '{}' for the label, e.g. 'a photo of {}.'; repeat it to\n"
     "                           average several templates (prompt ensembling). Labels files only.\n"
@@ -48,7 +49,11 @@ static const char *classify_help =
     "      --start TIME         start at TIME (seeks), like ffmpeg -ss\n"
     "      --duration TIME      stop after TIME, like ffmpeg -t\n"
     "      --vf GRAPH           libavfilter graph applied to frames before classification (e.g. 'crop=iw/2:ih')\n"
-    "      --batch N            frames per inference batch (default 16)\n"
+    "      --batch N            frames (or audio windows) per inference batch (default 16)\n"
+    "\n"
+    "Audio (with a CLAP model: windows of the model's length, e.g. 10 s; the last one repeat-padded):\n"
+    "      --hop TIME           time between window starts (default: the window length)\n"
+    "      --stream SPEC, --start, --duration as above (SPEC e.g. a:1)\n"
     "\n"
     "Output:\n"
     "  -o, --output FILE        write results to FILE (repeatable); format from --format or the extension:\n"
@@ -92,7 +97,7 @@ static int parse_time(const char *s, double *out) {
 static int parse_args(int argc, char **argv, options *o) {
     enum {
         OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON, OPT_STREAM, OPT_EVERY, OPT_INTERVAL,
-        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT
+        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP
     };
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"labels", required_argument, NULL, 'l'},
@@ -110,6 +115,7 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"duration", required_argument, NULL, OPT_DURATION},
                                          {"vf", required_argument, NULL, OPT_VF},
                                          {"batch", required_argument, NULL, OPT_BATCH},
+                                         {"hop", required_argument, NULL, OPT_HOP},
                                          {"output", required_argument, NULL, 'o'},
                                          {"format", required_argument, NULL, OPT_FORMAT},
                                          {"overwrite", no_argument, NULL, 'y'},
@@ -179,6 +185,10 @@ static int parse_args(int argc, char **argv, options *o) {
         case OPT_BATCH:
             if (cli_parse_int(optarg, 1, 1024, &o->run.batch))
                 return cli_usage_error("classify", "--batch must be in [1, 1024], got '%s'", optarg);
+            break;
+        case OPT_HOP:
+            if (parse_time(optarg, &o->run.hop) || !(o->run.hop > 0))
+                return cli_usage_error("classify", "--hop must be a positive time, got '%s'", optarg);
             break;
         case OPT_FORMAT: pending_format = optarg; break;
         case 'o':
@@ -309,9 +319,10 @@ int cmd_classify(int argc, char **argv) {
     o.run.progress_user = s.rep;
     o.run.interrupt = interrupted;
     install_signal_handlers();
+    const int clip = strcmp(clxp_model_get_info(m)->kind, "clip") == 0;
     for (int i = 0; i < n_in && st == CLXP_OK && !g_signal;) {
         int j = i;
-        while (j < n_in && media_is_still_image(inputs[j])) j++;
+        while (clip && j < n_in && media_is_still_image(inputs[j])) j++;
         if (j > i) {
             st = run_images(m, bank, inputs + i, j - i, &s, &err);
             i = j;

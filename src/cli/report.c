@@ -143,9 +143,17 @@ static void image_rows(report *r, FILE *f, const clxp_result *res) {
 
 /* Video frame: one line, time, frame number, then the top labels (or each unit's category). */
 static void video_row(report *r, FILE *f, const clxp_result *res) {
-    char t[32];
+    char t[32], e[32];
     fmt_time(t, sizeof t, res->time);
-    fprintf(f, "  %s  #%-7lld", t, (long long)res->frame_index);
+    if (res->media_type == 'a') { /* audio window: start - end */
+        fmt_time(e, sizeof e, res->time + res->duration);
+        fprintf(f, "  %s-%s", t, e);
+    } else {
+        fprintf(f, "  %s  #%-7lld", t, (long long)res->frame_index);
+    }
+    if (res->box_index >= 0)
+        fprintf(f, "  box %d [%g,%g %gx%g]%s%s", res->box_index, res->box_x, res->box_y, res->box_w, res->box_h,
+                res->box_label ? " " : "", res->box_label ? res->box_label : "");
     const int nu = clxp_labelbank_n_units(r->b);
     for (int u = 0; u < nu; u++) {
         int c = best_of_unit(r->b, res->scores, u);
