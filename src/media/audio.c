@@ -18,7 +18,7 @@
 
 #include "util/error.h"
 
-/* With --start, decoding starts this long before the point asked for (decoder and resampler warm-up). */
+/* With start > 0, decoding starts this long before the point asked for (decoder and resampler warm-up). */
 #define SEEK_PREROLL_S 0.5
 /* Corrupt packets reported one by one; later ones are only counted. */
 #define MAX_CORRUPT_WARNINGS 20
@@ -72,17 +72,19 @@ static clxp_status no_memory(const audio_reader *r, clxp_error *err) {
     return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", r->url);
 }
 
-/* Grow *p to hold at least n elements of size sz. */
-static int reserve(void **p, size_t *cap, size_t n, size_t sz) {
-    if (n <= *cap) return 1;
+/* p (with *cap elements of size sz) grown to hold at least n elements: the new pointer, or NULL when out of memory
+ * (p is then unchanged). */
+static void *grow(void *p, size_t *cap, size_t n, size_t sz) {
+    if (p && n <= *cap) return p;
     size_t c = *cap ? *cap : 1024;
-    while (c < n) c *= 2;
-    if (c > SIZE_MAX / sz) return 0;
-    void *q = realloc(*p, c * sz);
-    if (!q) return 0;
-    *p = q;
-    *cap = c;
-    return 1;
+    while (c < n) {
+        if (c > SIZE_MAX / 2) return NULL;
+        c *= 2;
+    }
+    if (c > SIZE_MAX / sz) return NULL;
+    void *q = realloc(p, c * sz);
+    if (q) *cap = c;
+    return q;
 }
 
 static double ts_seconds(const audio_reader *r, int64_t pts) {
@@ -107,7 +109,9 @@ static clxp_status pick_stream(audio_reader *r, clxp_error *err) {
     if (r->opt.stream && *r->opt.stream) {
         for (unsigned i = 0; i < r->fmt->nb_streams; i++) {
             int m = avformat_match_stream_specifier(r->fmt, r->fmt->streams[i], r->opt.stream);
-            if (m < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: invalid stream specifier \"%s\"", r->url, r->opt.stream);
+            if (m < 0)
+                return clxp_err_set(err, CLXP_ERR_INVALID, "%s: invalid stream specifier \"%s\"", r->url,
+                                    r->opt.stream);
             if (m > 0) {
                 idx = (int)i;
                 break;
@@ -248,7 +252,7 @@ static int decode_next(audio_reader *r, clxp_error *err, clxp_status *st) {
         }
         if (e == AVERROR_EOF) return 0;
         if (e != AVERROR(EAGAIN)) {
-            warn_corrupt(r, "audio decoding error, frame", r->last_pkt_time);
+            warn_corrupt(r, "undecodable audio frame", r->last_pkt_time);
             continue;
         }
         if (r->input_eof) { /* drained the packets: flush the decoder */
@@ -319,9 +323,12 @@ static clxp_status downmix(audio_reader *r, size_t *n_out, clxp_error *err) {
     int ch = f->ch_layout.nb_channels;
     if (f->nb_samples <= 0 || ch <= 0) return CLXP_OK;
     size_t n = (size_t)f->nb_samples;
-    if (!reserve((void **)&r->acc, &r->acc_cap, n, sizeof *r->acc) ||
-        !reserve((void **)&r->mono, &r->mono_cap, n, sizeof *r->mono))
-        return no_memory(r, err);
+    double *acc = grow(r->acc, &r->acc_cap, n, sizeof *acc);
+    if (!acc) return no_memory(r, err);
+    r->acc = acc;
+    float *mono = grow(r->mono, &r->mono_cap, n, sizeof *mono);
+    if (!mono) return no_memory(r, err);
+    r->mono = mono;
     enum AVSampleFormat fmt = f->format, packed = av_get_packed_sample_fmt(fmt);
     int planar = av_sample_fmt_is_planar(fmt), bps = av_get_bytes_per_sample(fmt);
     int64_t bad = 0;
@@ -363,8 +370,10 @@ static clxp_status push(audio_reader *r, const float *s, size_t n, clxp_error *e
         r->q_len -= r->q_pos;
         r->q_pos = 0;
     }
-    if (!reserve((void **)&r->q, &r->q_cap, r->q_len + n, sizeof *r->q)) return no_memory(r, err);
-    float *d = r->q + r->q_len;
+    float *q = grow(r->q, &r->q_cap, r->q_len + n, sizeof *q);
+    if (!q) return no_memory(r, err);
+    r->q = q;
+    float *d = q + r->q_len;
     int64_t bad = 0;
     for (size_t i = 0; i < n; i++) { /* finite input stays finite unless it is near FLT_MAX */
         d[i] = isfinite(s[i]) ? s[i] : (bad++, 0.0f);
@@ -378,7 +387,9 @@ static clxp_status push(audio_reader *r, const float *s, size_t n, clxp_error *e
 static clxp_status convert(audio_reader *r, const float *in, size_t n, int64_t limit, clxp_error *err) {
     int cap = swr_get_out_samples(r->swr, (int)n);
     if (cap < 0) return av_fail(err, CLXP_ERR_INTERNAL, cap, "resampler error", r->url);
-    if (!reserve((void **)&r->rs, &r->rs_cap, (size_t)cap + 1, sizeof *r->rs)) return no_memory(r, err);
+    float *rs = grow(r->rs, &r->rs_cap, (size_t)cap + 1, sizeof *rs);
+    if (!rs) return no_memory(r, err);
+    r->rs = rs;
     uint8_t *o = (uint8_t *)r->rs;
     const uint8_t *i = (const uint8_t *)in;
     int got = swr_convert(r->swr, &o, cap + 1, &i, (int)n);
@@ -434,7 +445,7 @@ static clxp_status set_rate(audio_reader *r, int rate, clxp_error *err) {
  * are dropped, or silence is inserted when the first sample is after start. */
 static void first_frame_timing(audio_reader *r, int rate) {
     double t0 = ts_seconds(r, r->frame->best_effort_timestamp);
-    if (isnan(t0)) t0 = 0;
+    if (!(fabs(t0) < 1e9)) t0 = 0; /* unknown (or absurd) */
     int64_t g = av_gcd(rate, r->out_rate), m = rate / g, l = r->out_rate / g;
     int64_t idx = llround(t0 * rate);
     int64_t skip = ((-idx) % m + m) % m;
@@ -521,13 +532,15 @@ clxp_status audio_load(const char *url, const audio_options *o, size_t max_sampl
     float *buf = NULL;
     size_t len = 0, cap = 0;
     for (;;) {
-        if (len == cap) {
+        if (len == cap) { /* len <= max_samples here: room for one more sample, which shows "too long" */
             size_t want = cap ? cap * 2 : 65536;
-            if (max_samples && want > max_samples + 1) want = max_samples + 1; /* one more shows "too long" */
-            if (want <= cap || !reserve((void **)&buf, &cap, want, sizeof *buf)) {
+            if (max_samples && want > max_samples + 1) want = max_samples + 1;
+            float *p = grow(buf, &cap, want, sizeof *p);
+            if (!p) {
                 st = no_memory(r, err);
                 break;
             }
+            buf = p;
         }
         size_t got = 0;
         if ((st = audio_read(r, buf + len, cap - len, &got, err)) != CLXP_OK || got == 0) break;

@@ -10,25 +10,35 @@
  *               no gain, no centre/surround weights (libswresample's default stereo-to-mono matrix would scale by
  *               1/sqrt(2) instead); a mono stream passes through unchanged;
  *   resample    when the stream's rate differs from the output rate, libswresample's own resampler (resampler=swr,
- *               its defaults: 32-tap windowed sinc, exact rational phases, linear interpolation between phases).
- *               It is available in every FFmpeg build (soxr is optional). It has no start latency: the output
- *               starts at the time of the first input sample, and the flush at the end gives about
- *               n_in * out_rate / in_rate samples in all. When the rates are equal there is no resampling at all:
- *               a 48 kHz s16 WAV read at 48 kHz gives exactly sample / 32768.0f.
+ *               its defaults: 32-tap windowed sinc, cutoff 0.97 of the lower Nyquist rate, exact rational phases).
+ *               It is in every FFmpeg build (soxr is optional). No latency: output sample k is the input signal
+ *               at time k / out_rate (measured: a click at 0.1 s peaks at 0.1 s, 44.1 -> 48 kHz and 48 -> 16 kHz),
+ *               and n input samples give exactly ceil(n * out_rate / in_rate) output samples (the end of the
+ *               signal is continued with zeros for the last filter taps: libswresample's own flush gives a few
+ *               samples more or fewer, and none at all for fewer than about 20 input samples). Measured on a 1 kHz
+ *               sine at 44.1 kHz read at 48 kHz: RMS ratio 1.00001, largest deviation from the ideal sine 2e-5
+ *               away from the edges (s16 input).
+ *               When the rates are equal there is no resampling at all: a 48 kHz s16 WAV read at 48 kHz gives
+ *               exactly sample / 32768.0f (how the CLAP goldens decode their WAVs).
  *
  * Timing. Times are in seconds from the stream's start time (its first sample is at 0 in a typical file). The
  * samples returned are contiguous: sample k (counting from 0 over all audio_read calls) is at
  * start + k / sample_rate. The time of the first sample comes from the first decoded frame's timestamp; after that,
  * gaps and overlaps in the timestamps are ignored (the decoded samples are simply concatenated), as are packets
- * dropped as corrupt. When the first sample is later than `start` (a stream that starts late, a seek that lands
- * after the point asked for), silence is inserted in front so that the timing above holds.
+ * dropped as corrupt. When resampling, input samples are dropped up to the first one whose time is also on the
+ * output grid (a multiple of in_rate / gcd(in_rate, out_rate) samples from the stream start, e.g. 147 at
+ * 44.1 -> 48 kHz; nothing when the first frame is at 0). When the first sample is later than `start` (a first
+ * packet lost, a seek that lands after the point asked for), silence is inserted in front so that the timing above
+ * holds. What the decoder outputs is kept as it is: encoder priming in formats without gapless information (raw
+ * AAC/ADTS) and, with FFmpeg 5.1, the padding of the last AAC frame of an MP4 (up to 1023 samples).
  *
  * start/duration. With start > 0 the reader seeks (avformat_seek_file) to half a second before start, so that the
  * decoder (AAC/MP3 overlap, the bit reservoir) and the resampler are warmed up, decodes from there and drops every
- * output sample before round(start * sample_rate) exactly. When resampling, the input is cut at a point where input
- * and output sample grids coincide, so a window [start, start + duration) gives the same samples as decoding the
- * whole file and cutting that window out (for formats whose timestamps are exact: WAV, MP4/M4A, MKV, ...).
- * duration > 0 stops after round(duration * sample_rate) samples (fewer if the stream ends first).
+ * output sample before round(start * sample_rate) exactly. As both sample grids meet at the cut, a window
+ * [start, start + duration) is the same samples as the window cut out of the whole file (for formats with exact
+ * timestamps: WAV, MP4/M4A, MKV, ...; tested bit-exact for PCM, within 2e-5 for AAC, whose decoder output after a
+ * seek differs that much). duration > 0 stops after round(duration * sample_rate) samples (fewer if the stream
+ * ends first).
  *
  * Corrupt packets and frames are skipped with a warning naming the timestamp ("<url>: corrupt audio packet at
  * 12.345 s skipped") and counted (audio_corrupt_count); decoding continues after them. A change of the sample rate
@@ -62,9 +72,10 @@ typedef struct audio_reader audio_reader;
  * specifier that matches nothing or a stream that is not audio). o is required (for the sample rate). */
 clxp_status audio_open(const char *url, const audio_options *o, audio_reader **out, clxp_error *err);
 
-/* Read up to max mono float32 samples at the output rate into buf; *got = 0 (and CLXP_OK) at the end. Sample-exact
- * and contiguous: the k-th sample returned overall is at time start + k / rate (seconds from the stream start).
- * Every sample is finite. Fewer than max samples are returned only at the end of the stream (or of duration). */
+/* Read up to max (> 0) mono float32 samples at the output rate into buf; *got = 0 (and CLXP_OK) at the end.
+ * Sample-exact and contiguous: the k-th sample returned overall is at time start + k / rate (seconds from the
+ * stream start). Every sample is finite. Fewer than max samples are returned only at the end of the stream (or of
+ * duration). On an error the samples stored before it are lost with it. */
 clxp_status audio_read(audio_reader *r, float *buf, size_t max, size_t *got, clxp_error *err);
 void audio_close(audio_reader *r);
 
