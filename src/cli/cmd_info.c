@@ -3,15 +3,16 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "cli/cli.h"
 
 static const char *info_help =
     "Usage: clxp info [options] MODEL_DIR\n"
     "\n"
-    "Loads a Hugging Face CLIP model directory, prints its configuration (input size, towers,\n"
-    "dimensions, weight dtype, parameter count) and runs a self-test forward pass (a gray image\n"
-    "and two prompts) that checks every output is finite. Exits non-zero with a one-line error\n"
+    "Loads a Hugging Face CLIP or CLAP model directory, prints its configuration (input size, towers,\n"
+    "dimensions, weight dtype, parameter count) and runs a self-test forward pass (a gray image or a\n"
+    "tone, and two prompts) that checks every output is finite. Exits non-zero with a one-line error\n"
     "if the model cannot be loaded or is not supported.\n"
     "\n"
     "Options:\n"
@@ -27,7 +28,18 @@ static void print_json(const clxp_model_info *i, int selftest_ok) {
     cJSON_AddNumberToObject(o, "logit_scale", i->logit_scale);
     cJSON_AddStringToObject(o, "weights_dtype", i->weights_dtype);
     cJSON_AddNumberToObject(o, "parameters", (double)i->n_params);
-    cJSON *v = cJSON_AddObjectToObject(o, "vision");
+    if (strcmp(i->kind, "clap") == 0) {
+        cJSON *a = cJSON_AddObjectToObject(o, "audio");
+        cJSON_AddNumberToObject(a, "sample_rate", i->sample_rate);
+        cJSON_AddNumberToObject(a, "window_seconds", i->clip_seconds);
+        cJSON_AddNumberToObject(a, "mel_bins", i->mel_bins);
+        cJSON_AddNumberToObject(a, "stages", i->audio_stages);
+        cJSON_AddNumberToObject(a, "window_size", i->audio_window);
+        cJSON_AddNumberToObject(a, "hidden_size", i->audio_hidden);
+        cJSON_AddStringToObject(a, "truncation", i->audio_truncation);
+        cJSON_AddNumberToObject(o, "logit_scale_text", i->logit_scale_text);
+    }
+    cJSON *v = strcmp(i->kind, "clip") == 0 ? cJSON_AddObjectToObject(o, "vision") : cJSON_CreateObject();
     cJSON_AddNumberToObject(v, "image_size", i->image_size);
     cJSON_AddNumberToObject(v, "patch_size", i->patch_size);
     cJSON_AddNumberToObject(v, "hidden_size", i->vision_hidden);
@@ -43,11 +55,13 @@ static void print_json(const clxp_model_info *i, int selftest_ok) {
     cJSON_AddNumberToObject(t, "heads", i->text_heads);
     cJSON_AddNumberToObject(t, "intermediate_size", i->text_mlp);
     cJSON_AddStringToObject(t, "activation", i->text_act);
-    cJSON *p = cJSON_AddObjectToObject(o, "preprocess");
+    if (strcmp(i->kind, "clip") != 0) cJSON_Delete(v);
+    cJSON *p = strcmp(i->kind, "clip") == 0 ? cJSON_AddObjectToObject(o, "preprocess") : cJSON_CreateObject();
     cJSON_AddNumberToObject(p, "resize_shortest_edge", i->resize_shortest_edge);
     cJSON_AddNumberToObject(p, "crop_size", i->crop_size);
     cJSON_AddItemToObject(p, "mean", cJSON_CreateFloatArray(i->image_mean, 3));
     cJSON_AddItemToObject(p, "std", cJSON_CreateFloatArray(i->image_std, 3));
+    if (strcmp(i->kind, "clip") != 0) cJSON_Delete(p);
     cJSON_AddBoolToObject(o, "selftest_passed", selftest_ok);
     char *s = cJSON_Print(o);
     if (s) puts(s);
@@ -56,17 +70,28 @@ static void print_json(const clxp_model_info *i, int selftest_ok) {
 }
 
 static void print_text(const clxp_model_info *i) {
+    const int clap = strcmp(i->kind, "clap") == 0;
     printf("model          %s\n", i->path);
-    printf("kind           %s, embedding dim %d, logit scale %.4f\n", i->kind, i->embed_dim, i->logit_scale);
-    printf("weights        %s, %.2f M parameters\n", i->weights_dtype, (double)i->n_params / 1e6);
-    printf("vision         %dx%d input, patch %d, hidden %d, %d layers, %d heads, MLP %d, %s\n", i->image_size,
-           i->image_size, i->patch_size, i->vision_hidden, i->vision_layers, i->vision_heads, i->vision_mlp,
-           i->vision_act);
-    printf("text           context %d, vocab %d, hidden %d, %d layers, %d heads, MLP %d, %s\n", i->context_length,
-           i->vocab_size, i->text_hidden, i->text_layers, i->text_heads, i->text_mlp, i->text_act);
-    printf("preprocess     shortest edge %d, center crop %d, mean (%.4f, %.4f, %.4f), std (%.4f, %.4f, %.4f)\n",
-           i->resize_shortest_edge, i->crop_size, i->image_mean[0], i->image_mean[1], i->image_mean[2],
-           i->image_std[0], i->image_std[1], i->image_std[2]);
+    printf("kind           %s, embedding dim %d, logit scale %.4f", i->kind, i->embed_dim, i->logit_scale);
+    if (clap) printf(" (audio; text %.4f)", i->logit_scale_text);
+    printf("\nweights        %s, %.2f M parameters\n", i->weights_dtype, (double)i->n_params / 1e6);
+    if (clap) {
+        printf("audio          HTSAT, %d Hz, %.2f s windows, %d mel bins, %d stages, window %d, hidden %d, "
+               "truncation %s\n",
+               i->sample_rate, i->clip_seconds, i->mel_bins, i->audio_stages, i->audio_window, i->audio_hidden,
+               i->audio_truncation);
+    } else {
+        printf("vision         %dx%d input, patch %d, hidden %d, %d layers, %d heads, MLP %d, %s\n", i->image_size,
+               i->image_size, i->patch_size, i->vision_hidden, i->vision_layers, i->vision_heads, i->vision_mlp,
+               i->vision_act);
+    }
+    printf("text           %scontext %d, vocab %d, hidden %d, %d layers, %d heads, MLP %d, %s\n",
+           clap ? "RoBERTa, " : "", i->context_length, i->vocab_size, i->text_hidden, i->text_layers, i->text_heads,
+           i->text_mlp, i->text_act);
+    if (!clap)
+        printf("preprocess     shortest edge %d, center crop %d, mean (%.4f, %.4f, %.4f), std (%.4f, %.4f, %.4f)\n",
+               i->resize_shortest_edge, i->crop_size, i->image_mean[0], i->image_mean[1], i->image_mean[2],
+               i->image_std[0], i->image_std[1], i->image_std[2]);
 }
 
 int cmd_info(int argc, char **argv) {

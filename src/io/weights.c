@@ -245,8 +245,10 @@ int64_t weights_numel(const weights *w) {
 
 const char *weights_dtype(const weights *w) {
     const char *d = NULL;
-    for (int i = 0; i < w->n; i++) {
-        const char *x = st_dtype_name(w->entries[i].t->dtype);
+    for (int i = 0; i < w->n; i++) { /* integer buffers (position ids, counters) are not weights */
+        st_dtype t = w->entries[i].t->dtype;
+        if (t != ST_F32 && t != ST_F16 && t != ST_BF16 && t != ST_F64) continue;
+        const char *x = st_dtype_name(t);
         if (!d) d = x;
         else if (strcmp(d, x) != 0) return "mixed";
     }

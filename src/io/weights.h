@@ -29,7 +29,8 @@ clxp_status weights_f32(weights *w, const char *name, int ndim, const int64_t *d
  * Returns CLXP_ERR_FORMAT listing (some of) them by name. */
 clxp_status weights_check_unused(const weights *w, int (*ignore)(const char *name), clxp_error *err);
 
-/* Summary for `clxp info`: number of tensors, parameters, and the dtype ("F32", "F16", ..., "mixed"). */
+/* Summary for `clxp info`: number of tensors, parameters, and the dtype of the floating-point tensors ("F32",
+ * "F16", ..., "mixed"). */
 int weights_count(const weights *w);
 int64_t weights_numel(const weights *w);
 const char *weights_dtype(const weights *w);
