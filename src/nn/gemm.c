@@ -21,6 +21,7 @@ clxp_status nn_linear(const float *x, int M, int K, const float *W, const float 
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < M; i++) {
         float *row = y + (size_t)i * N;
+#pragma omp simd
         for (int j = 0; j < N; j++) row[j] += bias[j];
     }
     return CLXP_OK;
