@@ -184,7 +184,9 @@ static clxp_status produce_still(producer *p, clxp_error *err) {
     return st;
 }
 
-/* Audio windows: [k * hop, k * hop + window) samples; the last one holds what is left (at least one sample). */
+/* Audio windows: [k * hop, k * hop + window) samples while samples remain; the window that reaches the end of the
+ * stream is the last and holds what is left (at least one sample). A window holding nothing after the previous
+ * window's end (the stream ended exactly there, hop < window) is not made. */
 static clxp_status produce_audio(producer *p, clxp_error *err) {
     const size_t W = p->window, H = p->hop, nf = model_input_size(p->m);
     float *buf = malloc(W * sizeof *buf);
@@ -195,13 +197,15 @@ static clxp_status produce_audio(producer *p, clxp_error *err) {
     for (int64_t k = 0;; k++) {
         if (p->interrupt && p->interrupt(p->interrupt_user)) break;
         int eof = 0;
+        size_t fresh = 0; /* samples read for this window (not kept from the previous one) */
         while (have < W && !eof) { /* fill the window */
             size_t got = 0;
             if ((st = audio_read(p->ar, buf + have, W - have, &got, err)) != CLXP_OK) break;
             have += got;
+            fresh += got;
             eof = got == 0;
         }
-        if (st != CLXP_OK || have == 0) break;
+        if (st != CLXP_OK || fresh == 0) break; /* nothing after the previous window: it was the last */
         item it;
         memset(&it, 0, sizeof it);
         it.r = (clxp_result){.input = p->input, .stream_index = audio_stream_index(p->ar), .media_type = 'a',

@@ -93,6 +93,10 @@ static cJSON *result_json(const report *r, const clxp_result *res) {
         cJSON_AddNumberToObject(o, "stream", res->stream_index);
         cJSON_AddNumberToObject(o, "frame", (double)res->frame_index);
         cJSON_AddNumberToObject(o, "time", round(res->time * 1e6) / 1e6);
+        if (res->media_type == 'a') { /* an audio window: where it ends, as in the table and the jsonl output */
+            cJSON_AddStringToObject(o, "media", "audio");
+            cJSON_AddNumberToObject(o, "end", round((res->time + res->duration) * 1e6) / 1e6);
+        }
     }
     const int nu = clxp_labelbank_n_units(r->b);
     if (nu) {
