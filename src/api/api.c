@@ -231,29 +231,71 @@ void clxp_model_free(clxp_model *m) {
 
 const clxp_model_info *clxp_model_get_info(const clxp_model *m) { return &m->info; }
 
+/* Prompts are tokenized a chunk at a time and encoded in batches of similar length: the CLIP tower stops at the
+ * batch's last pooled EOS and the RoBERTa tower at its longest real prompt, so sorting by that length avoids
+ * computing positions that no prompt of the batch needs (exact either way). */
+#define TEXT_CHUNK 4096
+
+typedef struct {
+    int len, idx;
+} text_len;
+
+static int cmp_text_len(const void *a, const void *b) {
+    const text_len *x = a, *y = b;
+    return x->len != y->len ? x->len - y->len : x->idx - y->idx;
+}
+
 clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!texts || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
     omp_set_num_threads(m->n_threads);
     const int T = m->context, dim = m->info.embed_dim;
-    int32_t *ids = malloc((size_t)TEXT_BATCH * T * sizeof *ids), *mask = malloc((size_t)TEXT_BATCH * T * sizeof *mask);
-    clxp_status st = (ids && mask) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    const int chunk = n < TEXT_CHUNK ? (n > 0 ? n : 1) : TEXT_CHUNK;
+    int32_t *ids = malloc((size_t)chunk * T * sizeof *ids), *mask = malloc((size_t)chunk * T * sizeof *mask);
+    int32_t *bids = malloc((size_t)TEXT_BATCH * T * sizeof *bids), *bmask = malloc((size_t)TEXT_BATCH * T * sizeof *bmask);
+    text_len *order = malloc((size_t)chunk * sizeof *order);
+    float *bemb = malloc((size_t)TEXT_BATCH * dim * sizeof *bemb);
+    clxp_status st = (ids && mask && bids && bmask && order && bemb) ? CLXP_OK
+                                                                     : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     const tok_encode_opts opts = {1, T, T, m->pad_id};
-    for (int b0 = 0; b0 < n && st == CLXP_OK; b0 += TEXT_BATCH) {
-        int B = n - b0 < TEXT_BATCH ? n - b0 : TEXT_BATCH;
-        for (int i = 0; i < B && st == CLXP_OK; i++) {
+    for (int c0 = 0; c0 < n && st == CLXP_OK; c0 += chunk) {
+        const int C = n - c0 < chunk ? n - c0 : chunk;
+        for (int i = 0; i < C && st == CLXP_OK; i++) {
             int len = 0;
-            const char *t = texts[b0 + i] ? texts[b0 + i] : "";
-            st = tok_encode(m->tok, t, strlen(t), &opts, ids + (size_t)i * T, mask + (size_t)i * T, T, &len, err);
-            if (st != CLXP_OK) clxp_err_prefix(err, st, "prompt %d", b0 + i + 1);
+            const char *t = texts[c0 + i] ? texts[c0 + i] : "";
+            int32_t *ti = ids + (size_t)i * T, *tm = mask + (size_t)i * T;
+            st = tok_encode(m->tok, t, strlen(t), &opts, ti, tm, T, &len, err);
+            if (st != CLXP_OK) {
+                clxp_err_prefix(err, st, "prompt %d", c0 + i + 1);
+                break;
+            }
+            int need = 0; /* positions the tower must compute for this prompt */
+            if (m->kind == MODEL_CLIP) need = clip_pooled_index(&m->clip->cfg, ti, T) + 1;
+            else
+                for (int k = 0; k < T; k++) need += tm[k] != 0;
+            order[i] = (text_len){need, i};
         }
-        if (st == CLXP_OK && m->kind == MODEL_CLAP)
-            st = clap_encode_tokens(m->clap, ids, mask, B, T, out + (size_t)b0 * dim, NULL, NULL, err);
-        else if (st == CLXP_OK)
-            st = clip_encode_tokens(m->clip, ids, mask, B, T, 0, out + (size_t)b0 * dim, NULL, NULL, err);
-        if (st == CLXP_OK) nn_l2_normalize(out + (size_t)b0 * dim, B, dim);
+        if (st != CLXP_OK) break;
+        qsort(order, (size_t)C, sizeof *order, cmp_text_len);
+        for (int b0 = 0; b0 < C && st == CLXP_OK; b0 += TEXT_BATCH) {
+            const int B = C - b0 < TEXT_BATCH ? C - b0 : TEXT_BATCH;
+            for (int i = 0; i < B; i++) {
+                memcpy(bids + (size_t)i * T, ids + (size_t)order[b0 + i].idx * T, (size_t)T * sizeof *bids);
+                memcpy(bmask + (size_t)i * T, mask + (size_t)order[b0 + i].idx * T, (size_t)T * sizeof *bmask);
+            }
+            if (m->kind == MODEL_CLAP) st = clap_encode_tokens(m->clap, bids, bmask, B, T, bemb, NULL, NULL, err);
+            else st = clip_encode_tokens(m->clip, bids, bmask, B, T, 0, bemb, NULL, NULL, err);
+            if (st != CLXP_OK) break;
+            nn_l2_normalize(bemb, B, dim);
+            for (int i = 0; i < B; i++)
+                memcpy(out + (size_t)(c0 + order[b0 + i].idx) * dim, bemb + (size_t)i * dim, (size_t)dim * sizeof *out);
+        }
     }
     free(ids);
     free(mask);
+    free(bids);
+    free(bmask);
+    free(order);
+    free(bemb);
     return st;
 }
 
