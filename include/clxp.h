@@ -168,6 +168,18 @@ const char *clxp_labelbank_unit_name(const clxp_labelbank *b, int u);
 int clxp_labelbank_class_unit(const clxp_labelbank *b, int c);
 /* The model's exp(logit_scale) the bank was made with. */
 float clxp_labelbank_logit_scale(const clxp_labelbank *b);
+/* The templates the bank was made with (0 when none). */
+int clxp_labelbank_n_templates(const clxp_labelbank *b);
+const char *clxp_labelbank_template(const clxp_labelbank *b, int i);
+
+/* Save a bank as a safetensors file: the embeddings, and in its metadata the prompts, templates, units and
+ * categories, the logit scale and the identity of the model that made it (a hash of its config.json, text
+ * projection and logit scale). Written to a temporary file and renamed; an existing path is an error unless
+ * overwrite. */
+clxp_status clxp_labelbank_save(const clxp_labelbank *b, const char *path, int overwrite, clxp_error *err);
+/* Load a bank saved by clxp_labelbank_save for model m, without running its text tower. A bank made by another
+ * model (or another format) is refused with CLXP_ERR_INVALID naming the file. */
+clxp_status clxp_labelbank_load(clxp_model *m, const char *path, clxp_labelbank **out, clxp_error *err);
 
 typedef struct clxp_score_options {
     float logit_scale; /* <= 0: the model's learned exp(logit_scale) */

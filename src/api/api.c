@@ -11,6 +11,7 @@
 #include "classify/scoring.h"
 #include "io/preprocessor_config.h"
 #include "io/prompts.h"
+#include "io/safetensors_write.h"
 #include "media/audio.h"
 #include "media/image.h"
 #include "media/preprocess.h"
@@ -32,7 +33,40 @@ struct clxp_labelbank {
     float *emb; /* [n, dim], normalised */
     float logit_scale;
     prompt_set cats; /* categories bank: units and categories (cats.n_units > 0); its prompts are `labels` */
+    char **templates;
+    int n_templates;
+    char model_id[17];
 };
+
+static uint64_t fnv1a(uint64_t h, const void *data, size_t n) {
+    const uint8_t *p = data;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 1099511628211ull;
+    return h;
+}
+
+/* A saved label bank belongs to the model that made it: hash what determines text embeddings cheaply — the
+ * configuration, the text projection and the logit scale (a fine-tuned text tower changes its projection too). */
+static clxp_status model_identity(clxp_model *m, const char *dir, clxp_error *err) {
+    char *path = clxp_path_join(dir, "config.json"), *buf = NULL;
+    size_t len = 0;
+    if (!path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st = clxp_read_file(path, CLXP_MAX_JSON_BYTES, &buf, &len, err);
+    free(path);
+    if (st != CLXP_OK) return st;
+    uint64_t h = fnv1a(1469598103934665603ull, buf, len);
+    free(buf);
+    if (m->kind == MODEL_CLIP) {
+        const clip_config *c = &m->clip->cfg;
+        h = fnv1a(h, m->clip->tproj, (size_t)c->projection_dim * c->text.hidden * sizeof(float));
+        h = fnv1a(h, &m->clip->logit_scale, sizeof m->clip->logit_scale);
+    } else {
+        const clap_config *c = &m->clap->cfg;
+        h = fnv1a(h, m->clap->tproj2_w, (size_t)c->projection_dim * c->projection_dim * sizeof(float));
+        h = fnv1a(h, &m->clap->logit_scale_a, sizeof m->clap->logit_scale_a);
+    }
+    snprintf(m->id, sizeof m->id, "%016llx", (unsigned long long)h);
+    return CLXP_OK;
+}
 
 static int default_threads(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
@@ -210,6 +244,7 @@ clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_
     m->n_threads = opt && opt->n_threads > 0 ? opt->n_threads : default_threads();
     clxp_status st = detect_kind(dir, &m->kind, err);
     if (st == CLXP_OK) st = m->kind == MODEL_CLAP ? load_clap(m, dir, err) : load_clip(m, dir, err);
+    if (st == CLXP_OK) st = model_identity(m, dir, err);
     if (st != CLXP_OK) {
         clxp_model_free(m);
         return st;
@@ -445,6 +480,18 @@ clxp_status clxp_labelbank_create(clxp_model *m, const char *const *labels, int 
     b->n = n_labels;
     b->dim = dim;
     b->logit_scale = m->info.logit_scale;
+    memcpy(b->model_id, m->id, sizeof b->model_id);
+    if (n_templates > 0 && !(b->templates = calloc((size_t)n_templates, sizeof *b->templates))) {
+        free(b);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    for (int t = 0; t < n_templates; t++) {
+        if (!(b->templates[t] = strdup(templates[t]))) {
+            clxp_labelbank_free(b);
+            return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        }
+        b->n_templates = t + 1;
+    }
     b->labels = calloc((size_t)n_labels, sizeof *b->labels);
     b->emb = calloc((size_t)n_labels * dim, sizeof *b->emb);
     size_t n_prompts = (size_t)n_labels * per;
@@ -530,6 +577,8 @@ float clxp_labelbank_logit_scale(const clxp_labelbank *b) { return b->logit_scal
 void clxp_labelbank_free(clxp_labelbank *b) {
     if (!b) return;
     prompts_free(&b->cats);
+    for (int t = 0; t < b->n_templates; t++) free(b->templates[t]);
+    free(b->templates);
     for (int i = 0; b->labels && i < b->n; i++) free(b->labels[i]);
     free(b->labels);
     free(b->emb);
@@ -539,6 +588,178 @@ void clxp_labelbank_free(clxp_labelbank *b) {
 int clxp_labelbank_size(const clxp_labelbank *b) { return b->n; }
 const char *clxp_labelbank_label(const clxp_labelbank *b, int i) { return (i >= 0 && i < b->n) ? b->labels[i] : NULL; }
 const float *clxp_labelbank_embeddings(const clxp_labelbank *b) { return b->emb; }
+
+int clxp_labelbank_n_templates(const clxp_labelbank *b) { return b->n_templates; }
+const char *clxp_labelbank_template(const clxp_labelbank *b, int i) {
+    return (i >= 0 && i < b->n_templates) ? b->templates[i] : NULL;
+}
+
+#define BANK_FORMAT "clxp-labelbank-1"
+
+/* {"labels": [...], "templates": [...], "units": [{"name": u, "categories": [{"name": c, "first": i, "count": n}]}]} */
+static char *bank_prompts_json(const clxp_labelbank *b) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON *labels = cJSON_AddArrayToObject(o, "labels"), *tmpl = cJSON_AddArrayToObject(o, "templates");
+    for (int i = 0; i < b->n; i++) cJSON_AddItemToArray(labels, cJSON_CreateString(b->labels[i]));
+    for (int t = 0; t < b->n_templates; t++) cJSON_AddItemToArray(tmpl, cJSON_CreateString(b->templates[t]));
+    if (b->cats.n_units) {
+        cJSON *units = cJSON_AddArrayToObject(o, "units");
+        for (int u = 0; u < b->cats.n_units; u++) {
+            const prompt_unit *un = &b->cats.units[u];
+            cJSON *ue = cJSON_CreateObject(), *cs;
+            cJSON_AddStringToObject(ue, "name", un->name);
+            cs = cJSON_AddArrayToObject(ue, "categories");
+            for (int c = un->first_cat; c < un->first_cat + un->n_cats; c++) {
+                cJSON *ce = cJSON_CreateObject();
+                cJSON_AddStringToObject(ce, "name", b->cats.cats[c].name);
+                cJSON_AddNumberToObject(ce, "first", b->cats.cats[c].first_prompt);
+                cJSON_AddNumberToObject(ce, "count", b->cats.cats[c].n_prompts);
+                cJSON_AddItemToArray(cs, ce);
+            }
+            cJSON_AddItemToArray(units, ue);
+        }
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+clxp_status clxp_labelbank_save(const clxp_labelbank *b, const char *path, int overwrite, clxp_error *err) {
+    if (!overwrite && access(path, F_OK) == 0)
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: already exists (use -y to overwrite)", path);
+    char *prompts = bank_prompts_json(b);
+    if (!prompts) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    char scale[32];
+    snprintf(scale, sizeof scale, "%.9g", (double)b->logit_scale);
+    const int64_t shape[2] = {b->n, b->dim};
+    const st_write_tensor t = {"embeddings", ST_F32, 2, shape, b->emb};
+    const st_write_meta meta[4] = {{"format", BANK_FORMAT}, {"model_id", b->model_id}, {"logit_scale", scale},
+                                   {"prompts", prompts}};
+    clxp_status st = st_write(path, &t, 1, meta, 4, err);
+    free(prompts);
+    return st;
+}
+
+static clxp_status bank_from_json(clxp_labelbank *b, const char *json, const char *path, clxp_error *err) {
+    cJSON *o = NULL;
+    clxp_status st = clxp_json_parse(json, strlen(json), path, &o, err);
+    if (st != CLXP_OK) return st;
+    const cJSON *labels = cJSON_GetObjectItemCaseSensitive(o, "labels");
+    const cJSON *tmpl = cJSON_GetObjectItemCaseSensitive(o, "templates");
+    const cJSON *units = cJSON_GetObjectItemCaseSensitive(o, "units");
+    if (!cJSON_IsArray(labels) || cJSON_GetArraySize(labels) != b->n || (tmpl && !cJSON_IsArray(tmpl)) ||
+        (units && !cJSON_IsArray(units)))
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: label bank metadata does not match its embeddings", path);
+    b->labels = calloc((size_t)b->n, sizeof *b->labels);
+    if (st == CLXP_OK && !b->labels) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    for (int i = 0; st == CLXP_OK && i < b->n; i++) {
+        const cJSON *l = cJSON_GetArrayItem(labels, i);
+        if (!cJSON_IsString(l) || !(b->labels[i] = strdup(l->valuestring)))
+            st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: label %d of the bank is not a string", path, i + 1);
+    }
+    int nt = tmpl ? cJSON_GetArraySize(tmpl) : 0;
+    if (st == CLXP_OK && nt > 0 && !(b->templates = calloc((size_t)nt, sizeof *b->templates)))
+        st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    for (int t = 0; st == CLXP_OK && t < nt; t++) {
+        const cJSON *v = cJSON_GetArrayItem(tmpl, t);
+        if (!cJSON_IsString(v) || !(b->templates[t] = strdup(v->valuestring)))
+            st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: template %d of the bank is not a string", path, t + 1);
+        else b->n_templates = t + 1;
+    }
+    /* categories: rebuild the prompt set (its prompts are copies of the labels) and check its spans */
+    int nu = units ? cJSON_GetArraySize(units) : 0;
+    prompt_set *ps = &b->cats;
+    if (st == CLXP_OK && nu > 0) {
+        int nc = 0;
+        const cJSON *u;
+        cJSON_ArrayForEach(u, units) nc += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(u, "categories"));
+        ps->is_categories = 1;
+        ps->units = calloc((size_t)nu, sizeof *ps->units);
+        ps->cats = calloc(nc > 0 ? (size_t)nc : 1, sizeof *ps->cats);
+        ps->text = calloc((size_t)b->n, sizeof *ps->text);
+        if (!ps->units || !ps->cats || !ps->text) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        for (int i = 0; st == CLXP_OK && i < b->n; i++, ps->n = i)
+            if (!(ps->text[i] = strdup(b->labels[i]))) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        int next = 0;
+        cJSON_ArrayForEach(u, units) {
+            if (st != CLXP_OK) break;
+            const cJSON *name = cJSON_GetObjectItemCaseSensitive(u, "name");
+            const cJSON *cs = cJSON_GetObjectItemCaseSensitive(u, "categories");
+            if (!cJSON_IsString(name) || !cJSON_IsArray(cs) || cJSON_GetArraySize(cs) == 0) {
+                st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: malformed unit in the bank's metadata", path);
+                break;
+            }
+            prompt_unit *pu = &ps->units[ps->n_units];
+            pu->name = strdup(name->valuestring);
+            pu->first_cat = ps->n_cats;
+            ps->n_units++;
+            const cJSON *c;
+            cJSON_ArrayForEach(c, cs) {
+                const cJSON *cn = cJSON_GetObjectItemCaseSensitive(c, "name");
+                const cJSON *first = cJSON_GetObjectItemCaseSensitive(c, "first");
+                const cJSON *count = cJSON_GetObjectItemCaseSensitive(c, "count");
+                if (!cJSON_IsString(cn) || !cJSON_IsNumber(first) || !cJSON_IsNumber(count) ||
+                    first->valuedouble != next || count->valuedouble < 1 || count->valuedouble > b->n - next) {
+                    st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: malformed category in the bank's metadata", path);
+                    break;
+                }
+                prompt_cat *pc = &ps->cats[ps->n_cats++];
+                pc->name = strdup(cn->valuestring);
+                pc->unit = ps->n_units - 1;
+                pc->first_prompt = next;
+                pc->n_prompts = (int)count->valuedouble;
+                next += pc->n_prompts;
+                pu->n_cats++;
+                if (!pc->name) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+            }
+            if (st == CLXP_OK && !pu->name) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        }
+        if (st == CLXP_OK && next != b->n)
+            st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: the bank's categories do not cover its prompts", path);
+    }
+    cJSON_Delete(o);
+    return st;
+}
+
+clxp_status clxp_labelbank_load(clxp_model *m, const char *path, clxp_labelbank **out, clxp_error *err) {
+    *out = NULL;
+    st_file *f = NULL;
+    clxp_status st = st_open(path, &f, err);
+    if (st != CLXP_OK) return st;
+    const char *fmt = st_metadata(f, "format"), *id = st_metadata(f, "model_id");
+    const char *scale = st_metadata(f, "logit_scale"), *prompts = st_metadata(f, "prompts");
+    const st_tensor *t = st_find(f, "embeddings");
+    const int dim = m->info.embed_dim;
+    if (!fmt || strcmp(fmt, BANK_FORMAT) != 0 || !id || !scale || !prompts || !t)
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: not a clxp label bank", path);
+    else if (strcmp(id, m->id) != 0)
+        st = clxp_err_set(err, CLXP_ERR_INVALID, "%s: label bank was made by another model (id %s, this model %s)",
+                          path, id, m->id);
+    else if (t->dtype != ST_F32 || t->ndim != 2 || t->shape[1] != dim || t->shape[0] < 1 ||
+             t->shape[0] > CLXP_MAX_PROMPTS)
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: label bank embeddings are not [n, %d] float32", path, dim);
+    clxp_labelbank *b = NULL;
+    if (st == CLXP_OK && !(b = calloc(1, sizeof *b))) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (st == CLXP_OK) {
+        b->n = (int)t->shape[0];
+        b->dim = dim;
+        b->logit_scale = strtof(scale, NULL);
+        memcpy(b->model_id, m->id, sizeof b->model_id);
+        b->emb = malloc((size_t)b->n * dim * sizeof *b->emb);
+        if (!b->emb) st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        else memcpy(b->emb, t->data, (size_t)b->n * dim * sizeof *b->emb);
+        if (st == CLXP_OK && !(b->logit_scale > 0 && isfinite(b->logit_scale)))
+            st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: bad logit_scale in the label bank", path);
+        if (st == CLXP_OK) st = bank_from_json(b, prompts, path, err);
+    }
+    st_close(f);
+    if (st != CLXP_OK) {
+        clxp_labelbank_free(b);
+        return st;
+    }
+    *out = b;
+    return CLXP_OK;
+}
 
 clxp_status clxp_classify(const clxp_labelbank *b, const float *embeds, int n, const clxp_score_options *opt,
                           float *scores, clxp_error *err) {

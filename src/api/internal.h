@@ -22,6 +22,7 @@ struct clxp_model {
     clxp_model_info info;
     char *path;
     int n_threads;
+    char id[17]; /* identity for saved label banks: FNV-1a 64 of config.json, text projection, logit scale (hex) */
 };
 
 /* CLAP: features [B, C, frames, mels] -> L2-normalised audio embeddings [B, embed_dim]. */

@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/report.h"
 #include "media/video.h"
+#include "io/prompts.h"
 #include "output/writer.h"
 #include "util/error.h"
 
@@ -35,6 +36,9 @@ static const char *classify_help =
     "  -l, --labels FILE        labels or categories file (required)\n"
     "      --template TEXT      prompt template with '{}' for the label, e.g. 'a photo of {}.'; repeat it to\n"
     "                           average several templates (prompt ensembling). Labels files only.\n"
+    "      --label-bank FILE    keep the encoded prompts in FILE: made from LABELS (and the templates) on the\n"
+    "                           first run, reused by later runs with the same model and prompts (no text\n"
+    "                           encoding); a bank of another model is refused; -y rebuilds a stale one\n"
     "  -k, --top K              report the K most probable labels (default 5; 0 = all)\n"
     "      --confidence P       only report labels with probability >= P (default 0)\n"
     "      --logit-scale S      multiply cosines by S instead of the model's learned exp(logit_scale)\n"
@@ -77,7 +81,7 @@ typedef struct output_spec {
 } output_spec;
 
 typedef struct options {
-    const char *model, *labels;
+    const char *model, *labels, *bank;
     const char *templates[MAX_TEMPLATES];
     int n_templates, top, json, verbosity, overwrite;
     float confidence, logit_scale, temperature;
@@ -97,7 +101,7 @@ static int parse_time(const char *s, double *out) {
 static int parse_args(int argc, char **argv, options *o) {
     enum {
         OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON, OPT_STREAM, OPT_EVERY, OPT_INTERVAL,
-        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP
+        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP, OPT_BANK
     };
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"labels", required_argument, NULL, 'l'},
@@ -116,6 +120,7 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"vf", required_argument, NULL, OPT_VF},
                                          {"batch", required_argument, NULL, OPT_BATCH},
                                          {"hop", required_argument, NULL, OPT_HOP},
+                                         {"label-bank", required_argument, NULL, OPT_BANK},
                                          {"output", required_argument, NULL, 'o'},
                                          {"format", required_argument, NULL, OPT_FORMAT},
                                          {"overwrite", no_argument, NULL, 'y'},
@@ -190,6 +195,7 @@ static int parse_args(int argc, char **argv, options *o) {
             if (parse_time(optarg, &o->run.hop) || !(o->run.hop > 0))
                 return cli_usage_error("classify", "--hop must be a positive time, got '%s'", optarg);
             break;
+        case OPT_BANK: o->bank = optarg; break;
         case OPT_FORMAT: pending_format = optarg; break;
         case 'o':
             if (o->n_outputs == MAX_OUTPUTS) return cli_usage_error("classify", "more than %d outputs", MAX_OUTPUTS);
@@ -210,7 +216,8 @@ static int parse_args(int argc, char **argv, options *o) {
     }
     if (pending_format) return cli_usage_error("classify", "--format %s must come before an -o FILE", pending_format);
     if (!o->model) return cli_usage_error("classify", "missing -m MODEL_DIR");
-    if (!o->labels) return cli_usage_error("classify", "missing -l LABELS");
+    if (!o->labels && !(o->bank && access(o->bank, F_OK) == 0))
+        return cli_usage_error("classify", "missing -l LABELS (or an existing --label-bank FILE)");
     if (optind >= argc) return cli_usage_error("classify", "no input images or videos");
     o->run.score = (clxp_score_options){o->logit_scale, o->temperature};
     return 0;
@@ -282,6 +289,64 @@ static clxp_status run_images(clxp_model *m, const clxp_labelbank *b, const char
     return st;
 }
 
+/* 1 if a saved bank holds exactly the prompts, units/categories and templates of this run. */
+static int bank_matches(const clxp_labelbank *b, const prompt_set *ps, const options *o) {
+    const int nt = ps->is_categories ? 0 : o->n_templates;
+    if (clxp_labelbank_size(b) != ps->n || clxp_labelbank_n_templates(b) != nt ||
+        clxp_labelbank_n_units(b) != ps->n_units)
+        return 0;
+    for (int i = 0; i < ps->n; i++)
+        if (strcmp(clxp_labelbank_label(b, i), ps->text[i]) != 0) return 0;
+    for (int t = 0; t < nt; t++)
+        if (strcmp(clxp_labelbank_template(b, t), o->templates[t]) != 0) return 0;
+    if (ps->is_categories) {
+        if (clxp_labelbank_n_classes(b) != ps->n_cats) return 0;
+        for (int c = 0; c < ps->n_cats; c++)
+            if (strcmp(clxp_labelbank_class_name(b, c), ps->cats[c].name) != 0 ||
+                clxp_labelbank_class_unit(b, c) != ps->cats[c].unit)
+                return 0;
+    }
+    return 1;
+}
+
+/* The label bank: the --label-bank file when it exists and was made from the same prompts (or when no -l is
+ * given); otherwise encoded from -l, and saved to --label-bank if given. A stale bank is rebuilt only with -y. */
+static clxp_status get_bank(const options *o, clxp_model *m, clxp_labelbank **out, clxp_error *err) {
+    *out = NULL;
+    clxp_status st;
+    if (o->bank && access(o->bank, F_OK) == 0) {
+        clxp_labelbank *saved = NULL;
+        if ((st = clxp_labelbank_load(m, o->bank, &saved, err)) != CLXP_OK) return st;
+        if (!o->labels) {
+            *out = saved;
+            return CLXP_OK;
+        }
+        prompt_set ps;
+        if ((st = prompts_load(o->labels, &ps, err)) != CLXP_OK) {
+            clxp_labelbank_free(saved);
+            return st;
+        }
+        int same = bank_matches(saved, &ps, o);
+        prompts_free(&ps);
+        if (same) {
+            *out = saved;
+            return CLXP_OK;
+        }
+        clxp_labelbank_free(saved);
+        if (!o->overwrite)
+            return clxp_err_set(err, CLXP_ERR_INVALID,
+                                "%s: label bank was made from other prompts or templates than %s (use -y to rebuild it)",
+                                o->bank, o->labels);
+    }
+    st = clxp_labelbank_load_file(m, o->labels, o->templates, o->n_templates, out, err);
+    if (st == CLXP_OK && o->bank) st = clxp_labelbank_save(*out, o->bank, 1, err); /* absent, or stale with -y */
+    if (st != CLXP_OK) {
+        clxp_labelbank_free(*out);
+        *out = NULL;
+    }
+    return st;
+}
+
 int cmd_classify(int argc, char **argv) {
     options o;
     int rc = parse_args(argc, argv, &o);
@@ -291,8 +356,7 @@ int cmd_classify(int argc, char **argv) {
     clxp_error err = {0};
     clxp_model *m = NULL;
     clxp_labelbank *bank = NULL;
-    if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK ||
-        clxp_labelbank_load_file(m, o.labels, o.templates, o.n_templates, &bank, &err) != CLXP_OK) {
+    if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK || get_bank(&o, m, &bank, &err) != CLXP_OK) {
         clxp_model_free(m);
         return cli_fail(&err);
     }
