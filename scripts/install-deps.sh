@@ -9,7 +9,7 @@ pkgs=(
   build-essential pkg-config clang llvm libclang-rt-14-dev libomp-14-dev
   libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev
   libdnnl-dev libopenblas-dev
-  libcjson-dev libpcre2-dev libutf8proc-dev
+  libcjson-dev libpcre2-dev libutf8proc-dev libzip-dev
   ffmpeg valgrind
 )
 if [[ "${1:-}" == "--bench" ]]; then
