@@ -4,7 +4,7 @@ CC ?= cc
 BUILD ?= build
 # V=1 shows the full command lines
 Q := $(if $(filter 1,$(V)),,@)
-PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample libcjson libpcre2-8 libutf8proc
+PKGS := libavformat libavcodec libavfilter libavutil libswscale libswresample libcjson libpcre2-8 libutf8proc libzip
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS := $(shell pkg-config --libs $(PKGS))
@@ -83,3 +83,69 @@ clean:
 	rm -rf $(BUILD) build-*
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# ---- fuzzing (fuzz/README.md) -----------------------------------------------------------------------------------
+# The fuzz targets' functions (fuzz/*.c) are also linked, without libFuzzer, into tests/test_regress, which replays
+# tests/regress/<target>/* and fuzz/corpus/<target>/* in the normal (and SAN=1) build.
+FUZZ_SRC := $(sort $(wildcard fuzz/*.c))
+FUZZ_OBJ := $(FUZZ_SRC:%.c=$(BUILD)/%.o)
+
+$(BUILD)/tests/test_regress: tests/test_regress.c $(FUZZ_OBJ) $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS_ALL) -Itests -Ifuzz -MMD -MP $< $(FUZZ_OBJ) $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
+
+# libFuzzer build: clang, the library and the targets instrumented in $(FUZZ_BUILD).
+#   make fuzz FUZZ_TIME=60     build every target and run each for FUZZ_TIME seconds (one at a time)
+#   make fuzz-smoke            the same for 30 s each (CI)
+#   make fuzz-regress          run each target once over tests/regress/<target>/* and its seeds (CI)
+#   make fuzz FUZZ_TARGETS=boxes FUZZ_TIME=600 FUZZ_ARGS=-only_ascii=1    one target, extra libFuzzer flags
+FUZZ_CC ?= clang
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME ?= 60
+FUZZ_ARGS ?=
+FUZZ_TARGETS ?= safetensors config tokenizer_load tokenizer_encode prompts boxes json image
+FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -march=x86-64-v3 $(WARN) -Wno-pass-failed -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) \
+	$(FUZZ_SANFLAGS) -DCLXP_LIBFUZZER
+FUZZ_LIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
+FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
+FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+
+.PHONY: fuzz-build fuzz fuzz-smoke fuzz-regress
+$(FUZZ_BUILD)/src/%.o: src/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz/%.o: fuzz/%.c
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libclxp.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/fuzz/fuzz_%.o $(FUZZ_BUILD)/fuzz/fuzz_common.o $(FUZZ_BUILD)/libclxp.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@ $(FUZZ_LIBS)
+
+# keep the targets' objects (make would delete them as intermediates of the pattern rules)
+.SECONDARY: $(FUZZ_SRC:%.c=$(FUZZ_BUILD)/%.o)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	@sh fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_TIME) "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	@sh fuzz/run.sh fuzz $(FUZZ_BUILD) 30 "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
+
+fuzz-regress: fuzz-build
+	@sh fuzz/run.sh regress $(FUZZ_BUILD) 0 "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
+
+ifneq ($(filter fuzz%,$(MAKECMDGOALS)),)
+-include $(shell find $(FUZZ_BUILD) -name '*.d' 2>/dev/null)
+endif

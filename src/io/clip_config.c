@@ -1,8 +1,10 @@
 #include "io/clip_config.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "util/error.h"
+#include "util/fileio.h"
 #include "util/json.h"
 
 /* Upper bounds that keep every derived size comfortably inside int and size_t arithmetic. */
@@ -72,9 +74,21 @@ static clxp_status parse_tower(const cJSON *o, clip_tower_config *t, const char 
 }
 
 clxp_status clip_config_load(const char *path, clip_config *c, clxp_error *err) {
+    char *buf = NULL;
+    size_t len = 0;
+    clip_config_defaults(c);
+    clxp_status st = clxp_read_file(path, CLXP_MAX_JSON_BYTES, &buf, &len, err);
+    if (st != CLXP_OK) return st;
+    st = clip_config_parse(buf, len, path, c, err);
+    free(buf);
+    return st;
+}
+
+/* `path` is the name used in messages (a file path, or `what` for a buffer). */
+clxp_status clip_config_parse(const char *json, size_t len, const char *path, clip_config *c, clxp_error *err) {
     clip_config_defaults(c);
     cJSON *root = NULL;
-    clxp_status st = clxp_json_load(path, &root, err);
+    clxp_status st = clxp_json_parse(json, len, path, &root, err);
     if (st != CLXP_OK) return st;
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);

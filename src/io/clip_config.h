@@ -3,6 +3,8 @@
 #ifndef CLXP_IO_CLIP_CONFIG_H
 #define CLXP_IO_CLIP_CONFIG_H
 
+#include <stddef.h>
+
 #include "clxp.h"
 
 typedef enum clip_act { CLIP_ACT_QUICK_GELU, CLIP_ACT_GELU } clip_act;
@@ -25,6 +27,8 @@ typedef struct clip_config {
 void clip_config_defaults(clip_config *cfg);
 /* Parse and validate config.json at path. Messages name the file and the offending key. */
 clxp_status clip_config_load(const char *path, clip_config *cfg, clxp_error *err);
+/* Same from a buffer of len bytes (need not be NUL-terminated); `what` names the source in messages. */
+clxp_status clip_config_parse(const char *json, size_t len, const char *what, clip_config *cfg, clxp_error *err);
 const char *clip_act_name(clip_act a);
 
 #endif

@@ -9,6 +9,16 @@
 
 static int is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
+/* Copy of s[0..len) plus a NUL. Not strndup: the buffer given to prompts_parse need not be NUL-terminated, and
+ * ASan's strndup interceptor with strict_string_checks=1 (the CI setting) reads up to the NUL. */
+static char *dup_range(const char *s, size_t len) {
+    char *t = malloc(len + 1);
+    if (!t) return NULL;
+    memcpy(t, s, len);
+    t[len] = '\0';
+    return t;
+}
+
 /* Grow *arr (element size sz) to hold at least need elements. */
 static int grow(void **arr, int *cap, int need, size_t sz) {
     if (need <= *cap) return 1;
@@ -44,7 +54,7 @@ static clxp_status add_prompt(parser *ps, const char *s, size_t len, int line) {
     if (p->n >= CLXP_MAX_PROMPTS)
         return clxp_err_set(ps->err, CLXP_ERR_LIMIT, "%s: more than %d prompts (line %d)", ps->what, CLXP_MAX_PROMPTS,
                             line);
-    char *t = strndup(s, len);
+    char *t = dup_range(s, len);
     if (!t || !grow((void **)&p->text, &ps->cap_text, p->n + 1, sizeof *p->text)) {
         free(t);
         return clxp_err_set(ps->err, CLXP_ERR_NOMEM, "%s: out of memory", ps->what);
@@ -61,7 +71,7 @@ static clxp_status header_name(parser *ps, const char *s, size_t len, int line, 
     while (b > a && is_space(s[b - 1])) b--;
     if (a == b) return clxp_err_set(ps->err, CLXP_ERR_FORMAT, "%s:%d: empty %s name", ps->what, line,
                                     s[0] == '[' ? "unit" : "category");
-    *out = strndup(s + a, b - a);
+    *out = dup_range(s + a, b - a);
     return *out ? CLXP_OK : clxp_err_set(ps->err, CLXP_ERR_NOMEM, "%s: out of memory", ps->what);
 }
 

@@ -39,7 +39,7 @@ clxp_status prompts_load_labels(const char *path, prompt_set *out, clxp_error *e
 clxp_status prompts_load_categories(const char *path, prompt_set *out, clxp_error *err);
 /* Categories file if any line is a "[Unit]" line (a whole line in square brackets), labels file otherwise. */
 clxp_status prompts_load(const char *path, prompt_set *out, clxp_error *err);
-/* Parse from memory (what names the source in messages); for fuzzing and tests. */
+/* Parse from memory (buf need not be NUL-terminated; what names the source in messages); for fuzzing and tests. */
 clxp_status prompts_parse(const char *buf, size_t len, const char *what, int categories, prompt_set *out,
                           clxp_error *err);
 void prompts_free(prompt_set *p);

@@ -197,13 +197,35 @@ static clxp_status parse_header(st_file *f, const char *hdr, size_t hlen, const 
     return st;
 }
 
-clxp_status st_open(const char *path, st_file **out, clxp_error *err) {
-    *out = NULL;
+/* Shared by st_open and st_open_memory: f->path is set; validate the length prefix and parse the header of
+ * the len bytes at base (tensor data pointers point into them). */
+static clxp_status parse_buffer(st_file *f, const uint8_t *base, size_t len, clxp_error *err) {
+    if (len < 8)
+        return clxp_err_set(err, CLXP_ERR_FORMAT, "%s: file too short for a safetensors header (%zu bytes)", f->path,
+                            len);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
+    if (hlen > ST_MAX_HEADER || hlen > len - 8)
+        return clxp_err_set(err, CLXP_ERR_FORMAT,
+                            "%s: header length %llu exceeds the file size (%zu bytes) or the %llu-byte limit", f->path,
+                            (unsigned long long)hlen, len, (unsigned long long)ST_MAX_HEADER);
+    return parse_header(f, (const char *)base + 8, (size_t)hlen, base + 8 + hlen, len - 8 - hlen, err);
+}
+
+static st_file *new_file(const char *path, clxp_error *err) {
     st_file *f = calloc(1, sizeof *f);
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", path);
+        clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", path);
+        return NULL;
     }
+    return f;
+}
+
+clxp_status st_open(const char *path, st_file **out, clxp_error *err) {
+    *out = NULL;
+    st_file *f = new_file(path, err);
+    if (!f) return CLXP_ERR_NOMEM;
     clxp_status st = CLXP_OK;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     struct stat sb;
@@ -230,22 +252,26 @@ clxp_status st_open(const char *path, st_file **out, clxp_error *err) {
         st = clxp_err_set(err, CLXP_ERR_IO, "%s: mmap failed: %s", path, strerror(errno));
         goto fail;
     }
-    const uint8_t *base = f->map;
-    uint64_t hlen = 0;
-    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | base[i];
-    if (hlen > ST_MAX_HEADER || hlen > f->map_len - 8) {
-        st = clxp_err_set(err, CLXP_ERR_FORMAT,
-                          "%s: header length %llu exceeds the file size (%zu bytes) or the %llu-byte limit", path,
-                          (unsigned long long)hlen, f->map_len, (unsigned long long)ST_MAX_HEADER);
-        goto fail;
-    }
-    st = parse_header(f, (const char *)base + 8, (size_t)hlen, base + 8 + hlen, f->map_len - 8 - hlen, err);
+    st = parse_buffer(f, f->map, f->map_len, err);
     if (st != CLXP_OK) goto fail;
     *out = f;
     return CLXP_OK;
 fail:
     st_close(f);
     return st;
+}
+
+clxp_status st_open_memory(const void *buf, size_t len, const char *name, st_file **out, clxp_error *err) {
+    *out = NULL;
+    st_file *f = new_file(name ? name : "(memory)", err);
+    if (!f) return CLXP_ERR_NOMEM;
+    clxp_status st = parse_buffer(f, buf, len, err);
+    if (st != CLXP_OK) {
+        st_close(f);
+        return st;
+    }
+    *out = f;
+    return CLXP_OK;
 }
 
 void st_close(st_file *f) {

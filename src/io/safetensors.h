@@ -33,6 +33,10 @@ typedef struct st_tensor {
 typedef struct st_file st_file;
 
 clxp_status st_open(const char *path, st_file **out, clxp_error *err);
+/* Same validation on len bytes in memory (for fuzzing and tests). The buffer is not copied: it must stay
+ * valid and unchanged until st_close, and tensor data points into it (not necessarily aligned). `name`
+ * stands for the path in messages and st_path (NULL: "(memory)"). */
+clxp_status st_open_memory(const void *buf, size_t len, const char *name, st_file **out, clxp_error *err);
 void st_close(st_file *f);
 
 const char *st_path(const st_file *f);

@@ -162,8 +162,9 @@ static int write_all(int fd, const void *buf, uint64_t n) {
     while (n > 0) {
         size_t chunk = n > ((size_t)1 << 30) ? ((size_t)1 << 30) : (size_t)n;
         ssize_t w = write(fd, p, chunk);
-        if (w < 0) {
-            if (errno == EINTR) continue;
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            if (w == 0) errno = EIO;
             return -1;
         }
         p += w;
@@ -178,7 +179,7 @@ static clxp_status write_file(const char *path, const strbuf *hdr, const entry *
     char *tmp = malloc(plen + 16);
     if (!tmp) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", path);
     snprintf(tmp, plen + 16, "%s.tmp.XXXXXX", path);
-    int fd = mkstemp(tmp);
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
         clxp_status st = clxp_err_set(err, CLXP_ERR_IO, "%s: cannot create a temporary file: %s", path,
                                       strerror(errno));
