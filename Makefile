@@ -140,8 +140,9 @@ fuzz-build: $(FUZZ_BIN)
 fuzz: fuzz-build
 	@sh fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_TIME) "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
 
+FUZZ_SMOKE_TIME ?= 30
 fuzz-smoke: fuzz-build
-	@sh fuzz/run.sh fuzz $(FUZZ_BUILD) 30 "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
+	@sh fuzz/run.sh fuzz $(FUZZ_BUILD) $(FUZZ_SMOKE_TIME) "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
 
 fuzz-regress: fuzz-build
 	@sh fuzz/run.sh regress $(FUZZ_BUILD) 0 "$(FUZZ_ARGS)" $(FUZZ_TARGETS)
