@@ -1,10 +1,13 @@
 /* clip_bench: end-to-end throughput of the CLIP towers on a real configuration with random weights.
  *
- *   build/bench/clip_bench [--config bench/configs/clip-vit-base-patch32.json] [--reps N] [--json] [--keep]
+ *   build/bench/clip_bench [--config bench/configs/clip-vit-base-patch32.json | --model DIR] [--reps N]
+ *                          [--min-time SEC] [--json] [--keep]
  *
  * 1. Writes a temporary model directory: config.json (copied) and model.safetensors with N(0, 0.02) weights
  *    for every tensor clip_model_load expects (LayerNorm weights 1 and biases 0, logit_scale ln(100)). The
- *    weights are generated in a child process so that the peak RSS reported is that of loading + inference.
+ *    weights are generated in a child process so that the peak RSS reported is that of loading + inference;
+ *    the directory is removed as soon as the model is loaded (the weights stay mapped) unless --keep.
+ *    --model DIR benchmarks an existing model directory instead.
  * 2. Measures the peak of the GEMM library (dnnl_sgemm, called exactly as nn_linear calls it) on the shapes
  *    the vision encoder runs at batch 16, in the same process and thread pool.
  * 3. Measures images/s (batch 1 and 16) and prompts/s (batch 16, typical and full-length prompts), each the
@@ -725,7 +728,10 @@ int main(int argc, char **argv) {
     clip_model *m = NULL;
     clxp_error err;
     double t0 = omp_get_wtime();
-    if (clip_model_load(dir, &m, &err) != CLXP_OK) {
+    const clxp_status load_st = clip_model_load(dir, &m, &err);
+    /* The weights are mapped: the generated files can go now, so that an interrupted run leaves nothing behind. */
+    if (!opt.keep && !opt.model_dir) remove_model_dir(dir);
+    if (load_st != CLXP_OK) {
         fprintf(stderr, "clip_bench: %s\n", err.msg);
     } else {
         R.load_s = omp_get_wtime() - t0;
@@ -740,6 +746,5 @@ int main(int argc, char **argv) {
     }
     clip_model_free(m);
     if (opt.keep && !opt.model_dir) fprintf(stderr, "clip_bench: model kept in %s\n", dir);
-    else if (!opt.model_dir) remove_model_dir(dir);
     return rc;
 }
