@@ -95,7 +95,8 @@ $(BUILD)/tests/test_regress: tests/test_regress.c $(FUZZ_OBJ) $(TEST_SUPPORT_OBJ
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(CFLAGS_ALL) -Itests -Ifuzz -MMD -MP $< $(FUZZ_OBJ) $(TEST_SUPPORT_OBJ) $(BUILD)/libclxp.a -o $@ $(LDLIBS_ALL)
 
-# libFuzzer build: clang, the library and the targets instrumented in $(FUZZ_BUILD).
+# libFuzzer build: clang, the library and the targets instrumented in $(FUZZ_BUILD); images limited to 1 Mpixel there
+# (a tiny file can declare a huge image: seconds per input under ASan).
 #   make fuzz FUZZ_TIME=60     build every target and run each for FUZZ_TIME seconds (one at a time)
 #   make fuzz-smoke            the same for 30 s each (CI)
 #   make fuzz-regress          run each target once over tests/regress/<target>/* and its seeds (CI)
@@ -107,7 +108,7 @@ FUZZ_ARGS ?=
 FUZZ_TARGETS ?= safetensors config tokenizer_load tokenizer_encode prompts boxes json image
 FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -march=x86-64-v3 $(WARN) -Wno-pass-failed -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) \
-	$(FUZZ_SANFLAGS) -DCLXP_LIBFUZZER
+	$(FUZZ_SANFLAGS) -DCLXP_LIBFUZZER -DCLXP_IMAGE_MAX_SIDE=4096 -DCLXP_IMAGE_MAX_PIXELS=1048576
 FUZZ_LIBS := $(PKG_LIBS) -fopenmp -lm -lpthread
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/%.o)
 FUZZ_BIN := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)

@@ -1,9 +1,10 @@
 /* Fuzz target: the model configuration loaders. The first byte picks the parser (mod 4), the rest is the JSON:
  *   0: CLIP config.json           (clip_config_parse)
  *   1: CLAP config.json           (clap_config_parse)
- *   2: CLAP preprocessor_config   (clap_feature_config_parse)
+ *   2: CLAP preprocessor_config   (clap_feature_config_parse, then clap_fe_create / clap_fe_extract when cheap)
  *   3: CLIP preprocessor_config   (clip_preproc_cfg_parse)
  * On success the invariants the model code relies on are checked. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -11,6 +12,7 @@
 #include "io/clap_config.h"
 #include "io/clip_config.h"
 #include "io/preprocessor_config.h"
+#include "media/audio_features.h"
 #include "media/preprocess.h"
 
 static void check_err(clxp_status st, const clxp_error *err) {
@@ -78,6 +80,36 @@ static void clap_features(const char *json, size_t len) {
     FUZZ_ASSERT(c.nb_max_samples >= 1 && c.nb_max_samples <= CLAP_FE_MAX_SAMPLES);
     FUZZ_ASSERT(c.frequency_min >= 0 && c.frequency_min < c.frequency_max);
     FUZZ_ASSERT(clap_truncation_name(c.truncation) != NULL);
+    /* the extractor this configuration builds, on a short clip and on one past nb_max_samples, when that stays
+     * cheap (filters bins x mels, features channels x frames x mels, one FFT per hop) */
+    int bins = c.fft_window_size / 2 + 1, frames = c.nb_max_samples / c.hop_length + 1;
+    if ((int64_t)bins * c.feature_size > 1 << 16 || (int64_t)4 * frames * c.feature_size > 1 << 16 ||
+        ((int64_t)c.nb_max_samples * 2 / c.hop_length + 2) * c.fft_window_size > 1 << 15)
+        return;
+    clap_fe *fe = NULL;
+    st = clap_fe_create(&c, &fe, &err);
+    FUZZ_ASSERT(st == CLXP_OK);
+    FUZZ_ASSERT(clap_fe_bins(fe) == bins && clap_fe_frames(fe) == frames && clap_fe_mels(fe) == c.feature_size);
+    size_t nf = (size_t)clap_fe_channels(fe) * (size_t)frames * (size_t)c.feature_size;
+    float *features = malloc(nf * sizeof *features);
+    size_t n_long = (size_t)c.nb_max_samples + (size_t)c.nb_max_samples / 2 + 1;
+    float *wave = malloc(n_long * sizeof *wave);
+    FUZZ_ASSERT(features && wave);
+    uint32_t x = 12345;
+    for (size_t i = 0; i < n_long; i++) {
+        x = x * 1664525u + 1013904223u;
+        wave[i] = (float)((int32_t)x >> 8) / 8388608.0f * 0.5f;
+    }
+    const size_t lengths[3] = {1, (size_t)c.nb_max_samples / 3 + 1, n_long};
+    for (int k = 0; k < 3; k++) {
+        int is_longer = -1;
+        st = clap_fe_extract(fe, wave, lengths[k], NULL, features, &is_longer, NULL, &err);
+        FUZZ_ASSERT(st == CLXP_OK && (is_longer == 0 || is_longer == 1));
+        for (size_t i = 0; i < nf; i++) FUZZ_ASSERT(!isnan(features[i]));
+    }
+    free(wave);
+    free(features);
+    clap_fe_free(fe);
 }
 
 static void clip_preproc(const char *json, size_t len) {
