@@ -77,8 +77,18 @@ void clxp_set_log_callback(clxp_log_fn fn, void *user, clxp_log_level max_level)
 /* ---- models --------------------------------------------------------------- */
 typedef struct clxp_model clxp_model;
 
+/* Arithmetic of the matrix products. bf16: weights converted to bfloat16 and pre-packed once at load, activations
+ * rounded to bf16 as they enter each linear layer, fp32 accumulation; LayerNorm, softmax, activations, residuals
+ * and attention stay fp32. Looser than fp32 (bounds in the README); faster where the CPU has bf16 instructions. */
+typedef enum {
+    CLXP_PRECISION_AUTO = 0, /* bf16 where the CPU has AMX or AVX512-BF16, else fp32 */
+    CLXP_PRECISION_FP32 = 1,
+    CLXP_PRECISION_BF16 = 2
+} clxp_precision;
+
 typedef struct clxp_load_options {
-    int n_threads; /* worker threads for all compute; 0 = number of online CPUs */
+    int n_threads;            /* worker threads for all compute; 0 = number of online CPUs */
+    clxp_precision precision; /* 0 (AUTO) by default */
 } clxp_load_options;
 
 typedef struct clxp_model_info {
@@ -104,6 +114,7 @@ typedef struct clxp_model_info {
     /* weights */
     const char *weights_dtype;  /* dtype of the weights in the file: "F32", "F16", "BF16", "mixed" */
     int64_t n_params;           /* total number of parameters */
+    const char *precision;      /* arithmetic chosen at load: "fp32" or "bf16" */
 } clxp_model_info;
 
 /* Load a Hugging Face CLIPModel or ClapModel directory (config.json — its model_type says which —,
@@ -226,6 +237,8 @@ typedef struct clxp_run_options {
     double every_t;           /* keep at most one frame per T seconds, by timestamp; 0: off */
     double scene;             /* keep frames whose scene score > this (libavfilter select); 0: off */
     int keyframes_only;       /* decode key frames only (fast) */
+    int skip_nonref;          /* do not decode non-reference frames (faster; a sampled frame may be the nearest
+                                 reference frame after the one asked for) */
     double start, duration;   /* seek to start (s) and stop after duration (s); duration 0: to the end */
     const char *vf;           /* a libavfilter graph applied to the frames before classification, or NULL */
     int batch;                /* frames (or audio windows) per inference batch; 0: 16 */
