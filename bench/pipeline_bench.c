@@ -11,7 +11,8 @@
  *   - a ViT-B/32 model (--config, tokenizer of tests/data, the CLIP preprocessing of openai/clip-vit-base-patch32)
  *     and a clap-htsat-unfused model (config written below from the real repository's config.json), random weights
  *     of standard deviation 0.02 (LayerNorms 1/0), written by child processes while the clip is encoded.
- * Video rows, one per selection mode (every frame of the first S seconds, --interval 1, --keyframes, both):
+ * Video rows, one per selection mode (every frame of the first S seconds, --interval 1, --keyframes, both,
+ * --interval 1 with --skip-nonref):
  *   decode-only     video_open/video_next (demux, decode, select, RGB) + clip_preprocess, no model;
  *   inference-only  model_encode_pixels on as many preprocessed frames, batches of 16, no decoding;
  *   pipeline        clxp_run_file with the same options (decoding thread + model on the calling thread);
@@ -55,6 +56,7 @@
 #include "media/audio_features.h"
 #include "media/preprocess.h"
 #include "media/video.h"
+#include "nn/gemm.h"
 #include "util/fileio.h"
 
 #define DEFAULT_CONFIG "bench/configs/clip-vit-base-patch32.json"
@@ -474,10 +476,13 @@ typedef struct {
     int M, N, K;
     const float *A, *B;
     float *C;
+    const nn_matrix *W; /* packed weights (nn_linear_m, as the models run them), or NULL: dnnl_sgemm on B */
 } gemm_ctx;
 
-static int run_gemm(void *p) { /* exactly nn_linear: y[M,N] = x[M,K] W[N,K]^T, row-major */
+static int run_gemm(void *p) { /* y[M,N] = x[M,K] W[N,K]^T, row-major */
     const gemm_ctx *g = p;
+    clxp_error err;
+    if (g->W) return nn_linear_m(g->W, g->A, g->M, NULL, g->C, 0, &err) == CLXP_OK;
     return dnnl_sgemm('N', 'T', g->M, g->N, g->K, 1.0f, g->A, g->K, g->B, g->K, 0.0f, g->C, g->N) == dnnl_success;
 }
 
@@ -581,6 +586,7 @@ typedef struct {
     const char *name;
     double every_t;
     int keyframes;
+    int skip_nonref;
     double duration; /* 0: the whole clip */
     int64_t frames;
     int n; /* repetitions done */
@@ -589,7 +595,7 @@ typedef struct {
     double dec_cpu[MAX_REPS], inf_cpu[MAX_REPS], pipe_cpu[MAX_REPS];
 } mode_row;
 
-#define N_MODES 4
+#define N_MODES 5
 
 /* CPU seconds of this process, all threads. */
 static double proc_cpu_s(void) {
@@ -605,6 +611,7 @@ static double decode_only(const char *clip, const mode_row *md, const clip_prepr
     video_options vo;
     memset(&vo, 0, sizeof vo);
     vo.keyframes_only = md->keyframes;
+    vo.skip_nonref = md->skip_nonref;
     vo.every_t = md->every_t;
     vo.duration = md->duration;
     video_reader *r = NULL;
@@ -655,6 +662,7 @@ static double pipeline(clxp_model *m, const clxp_labelbank *bank, const char *cl
     memset(&o, 0, sizeof o);
     o.every_t = md->every_t;
     o.keyframes_only = md->keyframes;
+    o.skip_nonref = md->skip_nonref;
     o.duration = md->duration;
     o.batch = BATCH;
     clxp_error err;
@@ -740,12 +748,15 @@ typedef struct {
     timing t[2];
     int batch[2];
     int64_t n_params;
+    const char *precision;
 } clap_results;
 
-static int run_clap_bench(const char *dir, const options *opt, clap_results *R) {
+static int run_clap_bench(const char *dir, const options *opt, clxp_precision prec, clap_results *R) {
     clxp_model *m = NULL;
     clxp_error err;
-    clxp_load_options lo = {omp_get_max_threads()};
+    clxp_load_options lo = {.n_threads = omp_get_max_threads(), .precision = prec};
+    nn_matrix mats[N_SHAPES];
+    int n_mats = 0;
     if (clxp_model_load(dir, &lo, &m, &err) != CLXP_OK) {
         fprintf(stderr, "pipeline_bench: %s\n", err.msg);
         return 0;
@@ -754,6 +765,7 @@ static int run_clap_bench(const char *dir, const options *opt, clap_results *R) 
     const int D2 = clap_audio_stage_dim(&cfg->audio, 2), D0 = cfg->audio.patch_embeds_hidden_size;
     const int G = clap_audio_grid(&cfg->audio);
     R->n_params = m->info.n_params;
+    R->precision = m->info.precision;
     R->flops = htsat_flops(cfg);
     /* representative GEMMs at batch 8: stage 2 (6 of the 12 blocks, half the FLOPs) q/k/v, fc1, fc2; stage 0 fc1 (the
      * tallest); and ViT-B/32's fc2 at batch 16 (clip_bench's usual peak shape) */
@@ -796,8 +808,13 @@ static int run_clap_bench(const char *dir, const options *opt, clap_results *R) 
     R->fe_s = tf.median;
     int is_longer[CLAP_B] = {0};
     for (int b = 1; b < CLAP_B; b++) memcpy(feat + b * nf, feat, nf * sizeof *feat);
-    for (int s = 0; s < N_SHAPES; s++) {
-        gemm_ctx g = {shapes[s][0], shapes[s][1], shapes[s][2], A, W, C};
+    for (int s = 0; s < N_SHAPES; s++, n_mats++) { /* the GEMMs as the tower runs them: packed, same precision */
+        mats[s] = nn_matrix_plain(W, shapes[s][1], shapes[s][2]);
+        if (nn_matrix_pack(&mats[s], m->clap->eng, prec == CLXP_PRECISION_BF16 ? NN_BF16 : NN_FP32, &err) != CLXP_OK) {
+            fprintf(stderr, "pipeline_bench: %s\n", err.msg);
+            goto out;
+        }
+        gemm_ctx g = {shapes[s][0], shapes[s][1], shapes[s][2], A, W, C, &mats[s]};
         timing tg;
         double fl = 2.0 * g.M * g.N * g.K;
         if (!measure(run_gemm, &g, 2, 2 * opt->reps, 0.5, NULL, 0, 0, &tg)) goto out;
@@ -808,7 +825,7 @@ static int run_clap_bench(const char *dir, const options *opt, clap_results *R) 
         }
     }
     const int ps = R->peak_shape;
-    const gemm_ctx pr = {shapes[ps][0], shapes[ps][1], shapes[ps][2], A, W, C};
+    const gemm_ctx pr = {shapes[ps][0], shapes[ps][1], shapes[ps][2], A, W, C, &mats[ps]};
     const double pr_flops = 2.0 * pr.M * pr.N * pr.K;
     const int batches[2] = {1, CLAP_B};
     for (int i = 0; i < 2; i++) {
@@ -818,6 +835,7 @@ static int run_clap_bench(const char *dir, const options *opt, clap_results *R) 
     }
     ok = 1;
 out:
+    for (int s = 0; s < n_mats; s++) nn_matrix_release(&mats[s]);
     free(A);
     free(W);
     free(C);
@@ -844,7 +862,7 @@ typedef struct {
     int spin_ok; /* the pipeline rows again in a child process with the other libgomp spin setting */
     char spin_other[64];
     mode_row spin[N_MODES];
-    clap_results clap;
+    clap_results clap[2]; /* fp32, bf16 */
     double foreign;
 } results;
 
@@ -874,7 +892,7 @@ static void print_report(const results *R, const options *opt, int threads) {
     char cpu[256], wait[128];
     cpu_model(cpu, sizeof cpu);
     const dnnl_version_t *ver = dnnl_version();
-    printf("clxp pipeline benchmark (random weights, fp32)\n");
+    printf("clxp pipeline benchmark (random weights; video rows fp32, the audio tower in fp32 and bf16)\n");
     printf("  cpu      %s, %d thread%s (%s), oneDNN %d.%d.%d, %s\n", cpu, threads, threads == 1 ? "" : "s",
            getenv("OMP_NUM_THREADS") ? "OMP_NUM_THREADS" : "all online CPUs", ver->major, ver->minor, ver->patch,
            wait_setting(wait, sizeof wait));
@@ -905,16 +923,17 @@ static void print_report(const results *R, const options *opt, int threads) {
         printf("\n  ViT-B/32 on the clip, batch %d; decode = demux + decode + select + RGB + preprocessing, no model;\n"
                "  infer = the model alone on as many frames; (cpu) = CPU seconds of the process, all threads:\n",
                BATCH);
-        print_modes(R->modes, 0xF);
+        print_modes(R->modes, 0x1F);
         double ref = 0;
         for (int i = 0; i < N_MODES; i++)
-            if (R->modes[i].n && R->modes[i].every_t > 0 && !R->modes[i].keyframes && R->modes[i].duration == 0)
+            if (R->modes[i].n && R->modes[i].every_t > 0 && !R->modes[i].keyframes && !R->modes[i].skip_nonref &&
+                R->modes[i].duration == 0)
                 ref = median(R->modes[i].pipe, R->modes[i].n);
         if (ref > 0) {
             printf("    clip time vs 1 frame/s:");
             for (int i = 0; i < N_MODES; i++) {
                 const mode_row *md = &R->modes[i];
-                if (md->n && md->duration == 0 && (md->keyframes || md->every_t == 0))
+                if (md->n && md->duration == 0 && (md->keyframes || md->skip_nonref || md->every_t == 0))
                     printf("  %s %.1fx faster", md->name, ref / median(md->pipe, md->n));
             }
             printf("\n");
@@ -926,12 +945,13 @@ static void print_report(const results *R, const options *opt, int threads) {
             print_modes(R->spin, opt->spin_modes);
         }
     }
-    if (R->clap.ok) {
-        const clap_results *C = &R->clap;
+    for (int cp = 0; cp < 2; cp++) {
+        const clap_results *C = &R->clap[cp];
+        if (!C->ok) continue;
         printf("\n  CLAP laion/clap-htsat-unfused config (%.1f M parameters), 10-s windows at 48 kHz, "
-               "HTSAT %.2f GFLOP/window:\n",
-               C->n_params * 1e-6, C->flops * 1e-9);
-        printf("    GEMM GFLOP/s (dnnl_sgemm as nn_linear calls it, M x N x K):");
+               "HTSAT %.2f GFLOP/window, %s:\n",
+               C->n_params * 1e-6, C->flops * 1e-9, C->precision);
+        printf("    GEMM GFLOP/s (packed %s matmul as the tower runs it, M x N x K):", C->precision);
         for (int s = 0; s < N_SHAPES; s++)
             printf("%s %s %dx%dx%d %.1f", s ? ";" : "", C->shape_names[s], C->shapes[s][0], C->shapes[s][1],
                    C->shapes[s][2], C->shape_gflops[s]);
@@ -971,7 +991,8 @@ static void usage(void) {
             "  --clip           use this video instead of generating the 30 s 720p H.264 clip with the ffmpeg CLI\n"
             "  --reps           repetitions of every measurement, median reported (default 3)\n"
             "  --every-seconds  the every-frame row decodes and classifies the first S seconds (default 2)\n"
-            "  --modes          video rows to run, a comma list of every,interval,keyframes,interval-keyframes\n"
+            "  --modes          video rows to run, a comma list of every,interval,keyframes,interval-keyframes,\n"
+            "                   interval-nonref\n"
             "                   (default all)\n"
             "  --data           directory with the test tokenizers (default tests/data)\n"
             "  --compare-spin   also run the --interval 1 row in a child process with the other libgomp spin\n"
@@ -982,7 +1003,8 @@ static void usage(void) {
             DEFAULT_CONFIG);
 }
 
-static const char *const mode_keys[N_MODES] = {"every", "interval", "keyframes", "interval-keyframes"};
+static const char *const mode_keys[N_MODES] = {"every", "interval", "keyframes", "interval-keyframes",
+                                                 "interval-nonref"};
 
 static int parse_modes(const char *s, unsigned *mask) {
     *mask = 0;
@@ -1007,7 +1029,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->data_dir = "tests/data";
     o->reps = 3;
     o->every_seconds = 2.0;
-    o->modes = 0xF;
+    o->modes = 0x1F;
     o->spin_modes = 1u << 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1048,6 +1070,7 @@ static void init_modes(mode_row *modes, double every_seconds) {
     modes[1] = (mode_row){.name = "1 frame/s (--interval 1)", .every_t = 1};
     modes[2] = (mode_row){.name = "key frames (--keyframes)", .keyframes = 1};
     modes[3] = (mode_row){.name = "1 frame/s + key frames", .every_t = 1, .keyframes = 1};
+    modes[4] = (mode_row){.name = "1 frame/s, non-ref skipped", .every_t = 1, .skip_nonref = 1};
 }
 
 /* The rows of `mask`: decode-only, inference-only and the pipeline, interleaved, each repetition in turn. */
@@ -1055,7 +1078,7 @@ static int run_modes(const char *model_dir, const char *clip, const options *opt
     clxp_model *m = NULL;
     clxp_labelbank *bank = NULL;
     clxp_error err;
-    clxp_load_options lo = {omp_get_max_threads()};
+    clxp_load_options lo = {.n_threads = omp_get_max_threads(), .precision = CLXP_PRECISION_FP32};
     const char *labels[8] = {"a cat", "a dog", "a car", "a test pattern", "people", "a city", "a forest", "text"};
     if (clxp_model_load(model_dir, &lo, &m, &err) != CLXP_OK ||
         clxp_labelbank_create(m, labels, 8, NULL, 0, &bank, &err) != CLXP_OK) {
@@ -1337,15 +1360,18 @@ int main(int argc, char **argv) {
 
     const double busy0 = machine_busy_s(), self0 = self_cpu_s(), wall0 = now_s();
     if (video) R.video_ok = run_video(clip_dir, clip, &opt, &R);
-    if (clap) R.clap.ok = run_clap_bench(clap_dir, &opt, &R.clap);
+    if (clap) {
+        R.clap[0].ok = run_clap_bench(clap_dir, &opt, CLXP_PRECISION_FP32, &R.clap[0]);
+        if (nn_cpu_has_bf16()) R.clap[1].ok = run_clap_bench(clap_dir, &opt, CLXP_PRECISION_BF16, &R.clap[1]);
+    }
     const double busy1 = machine_busy_s(), self1 = self_cpu_s(), wall1 = now_s();
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (busy0 >= 0 && busy1 >= 0 && ncpu > 0) {
         R.foreign = ((busy1 - busy0) - (self1 - self0)) / ((wall1 - wall0) * (double)ncpu);
         if (R.foreign < 0) R.foreign = 0;
     }
-    if ((!video || R.video_ok) || (!clap || R.clap.ok)) print_report(&R, &opt, omp_get_max_threads());
-    rc = (video && !R.video_ok) || (clap && !R.clap.ok);
+    if ((!video || R.video_ok) || (!clap || R.clap[0].ok)) print_report(&R, &opt, omp_get_max_threads());
+    rc = (video && !R.video_ok) || (clap && !R.clap[0].ok);
 done:
     for (int i = 0; i < 2; i++)
         if (writers[i] > 0) wait_ok(writers[i]);

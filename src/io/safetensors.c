@@ -284,6 +284,10 @@ void st_close(st_file *f) {
     free(f);
 }
 
+void st_release_pages(st_file *f) {
+    if (f && f->map) (void)madvise(f->map, f->map_len, MADV_DONTNEED);
+}
+
 const char *st_path(const st_file *f) { return f->path; }
 int st_count(const st_file *f) { return f->n; }
 const st_tensor *st_at(const st_file *f, int i) { return (i >= 0 && i < f->n) ? &f->tensors[i] : NULL; }

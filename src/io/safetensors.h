@@ -38,6 +38,9 @@ clxp_status st_open(const char *path, st_file **out, clxp_error *err);
  * stands for the path in messages and st_path (NULL: "(memory)"). */
 clxp_status st_open_memory(const void *buf, size_t len, const char *name, st_file **out, clxp_error *err);
 void st_close(st_file *f);
+/* Drop the mapping's pages from this process's memory (they are read again from the file if touched): after the
+ * model has packed the weights it needs, the file's copy need not stay resident. No-op for in-memory files. */
+void st_release_pages(st_file *f);
 
 const char *st_path(const st_file *f);
 int st_count(const st_file *f);

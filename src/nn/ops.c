@@ -48,6 +48,36 @@ static inline float quick_gelu1(float x) {
     return x * num / (1.0f + e);
 }
 
+/* gelu(x) = x/2 (1 + erf(x/sqrt 2)) through erfc(z), z = |x|/sqrt 2 >= 0: 1 + erf = 2 - erfc(z) for x >= 0 and erfc(z)
+ * for x < 0 (no cancellation for negative x). erfc(z) = t exp(-z^2 + P(t)), t = 1/(1 + z/2), with the Chebyshev
+ * fit of P published by Press et al. (Numerical Recipes, erfcc): relative error < 1.2e-7 for every z. Vectorises
+ * (libm's erff does not: 35 ms per HTSAT window on 2 cores); within a few ulp of erff-based GELU. */
+static inline float gelu1(float x) {
+    float z = fabsf(x) * 0.70710678118654752f;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float p = 0.17087277f;
+    p = p * t - 0.82215223f;
+    p = p * t + 1.48851587f;
+    p = p * t - 1.13520398f;
+    p = p * t + 0.27886807f;
+    p = p * t - 0.18628806f;
+    p = p * t + 0.09678418f;
+    p = p * t + 0.37409196f;
+    p = p * t + 1.00002368f;
+    p = p * t - 1.26551223f;
+    float e = t * exp_nonpos(p - z * z), q = 2.0f - e, r;
+    uint32_t xb, eb, qb, rb;
+    memcpy(&xb, &x, 4);
+    memcpy(&eb, &e, 4);
+    memcpy(&qb, &q, 4);
+    uint32_t neg = 0u - (xb >> 31);
+    rb = (eb & neg) | (qb & ~neg); /* x < 0 ? erfc : 2 - erfc */
+    memcpy(&r, &rb, 4);
+    return 0.5f * x * r;
+}
+
+float nn_gelu(float x) { return gelu1(x); }
+
 void nn_layernorm(const float *x, int rows, int d, const float *gamma, const float *beta, float eps, float *out) {
 #pragma omp parallel for schedule(static)
     for (int r = 0; r < rows; r++) {
@@ -76,8 +106,8 @@ void nn_activation(float *x, size_t n, nn_act act) {
         for (size_t i = 0; i < n; i++) x[i] = quick_gelu1(x[i]);
         break;
     case NN_ACT_GELU:
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+#pragma omp parallel for simd schedule(static)
+        for (size_t i = 0; i < n; i++) x[i] = gelu1(x[i]);
         break;
     case NN_ACT_RELU:
 #pragma omp parallel for simd schedule(static)

@@ -9,8 +9,10 @@ typedef enum nn_act { NN_ACT_QUICK_GELU, NN_ACT_GELU, NN_ACT_RELU } nn_act;
 /* out[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta for each of rows rows of width d (biased var). */
 void nn_layernorm(const float *x, int rows, int d, const float *gamma, const float *beta, float eps, float *out);
 
-/* x[i] = act(x[i]) for n values. quick_gelu: x*sigmoid(1.702x); gelu: exact erf form. */
+/* x[i] = act(x[i]) for n values. quick_gelu: x*sigmoid(1.702x); gelu: the exact erf form (nn_gelu). */
 void nn_activation(float *x, size_t n, nn_act act);
+/* One gelu value as nn_activation computes it (vectorised erfc, relative error ~2e-7); for tests. */
+float nn_gelu(float x);
 
 /* Row-wise L2 normalisation in place (a zero row stays zero). */
 void nn_l2_normalize(float *x, int rows, int d);
