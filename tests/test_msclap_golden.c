@@ -1,0 +1,637 @@
+/* MS-CLAP 2023 (models/msclap.h) against msclap's own outputs (shared/golden/msclap-tiny-2023, README there):
+ *   - tokens: prompt + " <|endoftext|>", '!' registered as the pad special token (id 0), padded to 77, never truncated
+ *     (the 103-token long prompt too): identical ids and masks;
+ *   - features from the WAV files (repeat-to-7-s, the recorded random crop of the 9-s clip replayed): power spectrogram
+ *     and log-mel within FEATURE_REL_TOL relative (||diff|| / ||ref||; the reference's float32 convolution STFT cannot
+ *     be reproduced bit for bit) and FEATURE_ABS_TOL dB max-abs on bands within 60 dB of their frame's maximum;
+ *   - the audio tower on the golden log-mel: every intermediate within REL_TOL relative;
+ *   - the text tower: every intermediate within REL_TOL relative (unmasked positions), pooled at msclap's index;
+ *   - the whole pipeline from the WAV files: embeddings EMB_ABS_TOL, similarity REL_TOL, probabilities PROB_ABS_TOL,
+ *     identical ranking.
+ * Runs on tests/data/msclap-tiny-2023 (a safetensors copy of the checkpoint without the STFT kernels, melW and the
+ * shift masks, which are recomputed, and golden tensors trimmed with tools/trim_golden.c: see tests/data/README.md),
+ * and, when the shared golden data is present ($CLXP_SHARED, else ../shared/golden), on the original .pth and
+ * model.safetensors with the untrimmed goldens (skipped cleanly otherwise). */
+#include <stdint.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "clxp.h"
+#include "io/safetensors.h"
+#include "io/safetensors_write.h"
+#include "media/msclap_features.h"
+#include "models/msclap.h"
+#include "nn/ops.h"
+#include "test.h"
+#include "text/tokenizer.h"
+#include "util/fileio.h"
+#include "util/json.h"
+
+#define FEATURE_REL_TOL 1e-4 /* log-mel and power spectrogram, ||diff|| / ||ref|| */
+#define FEATURE_ABS_TOL 1e-3 /* dB, bands within 60 dB of their frame's maximum */
+#define REL_TOL 1e-4         /* hidden states, pooled outputs, unnormalised embeddings, similarity */
+#define EMB_ABS_TOL 1e-5     /* normalised embeddings */
+#define PROB_ABS_TOL 1e-5    /* probabilities */
+#define MAX_ITEMS 64
+#define CONTEXT 77
+
+/* ---- helpers ------------------------------------------------------------------------------------------------------ */
+
+static float *read_wav(const char *path, size_t *n_out, int *rate_out) {
+    char *buf = NULL;
+    size_t len = 0;
+    clxp_error err;
+    if (clxp_read_file(path, (size_t)1 << 30, &buf, &len, &err) != CLXP_OK) {
+        printf("  %s\n", err.msg);
+        return NULL;
+    }
+    const unsigned char *p = (const unsigned char *)buf;
+    float *out = NULL;
+    int fmt_ok = 0, rate = 0;
+    if (len < 12 || memcmp(p, "RIFF", 4) != 0 || memcmp(p + 8, "WAVE", 4) != 0) goto done;
+    for (size_t off = 12; off + 8 <= len;) {
+        uint32_t sz =
+            (uint32_t)p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 | (uint32_t)p[off + 7] << 24;
+        const unsigned char *d = p + off + 8;
+        if (sz > len - off - 8) break;
+        if (memcmp(p + off, "fmt ", 4) == 0 && sz >= 16) {
+            int format = d[0] | d[1] << 8, ch = d[2] | d[3] << 8, bits = d[14] | d[15] << 8;
+            rate = (int)((uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24);
+            fmt_ok = format == 1 && ch == 1 && bits == 16;
+        } else if (memcmp(p + off, "data", 4) == 0 && fmt_ok) {
+            size_t n = sz / 2;
+            out = malloc((n ? n : 1) * sizeof *out);
+            for (size_t i = 0; out && i < n; i++) out[i] = (float)(int16_t)(d[2 * i] | d[2 * i + 1] << 8) / 32768.0f;
+            *n_out = n;
+            *rate_out = rate;
+            break;
+        }
+        off += 8 + sz + (sz & 1);
+    }
+done:
+    free(buf);
+    return out;
+}
+
+static float *golden_f32(const st_file *g, const char *name) {
+    const st_tensor *t = st_find(g, name);
+    if (!t) return NULL;
+    float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *p);
+    if (p && st_to_f32(t, p, NULL) != CLXP_OK) {
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+static int64_t golden_i64(const st_tensor *t, int64_t i) {
+    int64_t v = 0;
+    if (t->dtype == ST_I64) memcpy(&v, (const char *)t->data + 8 * i, 8);
+    return v;
+}
+
+/* The original batch items a golden tensor holds ("items:<name>" metadata of trim_golden, else all). */
+static int golden_items(const st_file *g, const st_tensor *t, int *items) {
+    char key[200];
+    snprintf(key, sizeof key, "items:%s", t->name);
+    const char *s = st_metadata(g, key);
+    if (!s) {
+        int n = (int)(t->ndim > 0 ? t->shape[0] : 1);
+        for (int i = 0; i < n && i < MAX_ITEMS; i++) items[i] = i;
+        return n <= MAX_ITEMS ? n : 0;
+    }
+    int n = 0;
+    while (*s && n < MAX_ITEMS) {
+        char *end;
+        long v = strtol(s, &end, 10);
+        if (end == s) return 0;
+        items[n++] = (int)v;
+        s = *end == ',' ? end + 1 : end;
+    }
+    return t->ndim > 0 && n == t->shape[0] ? n : 0;
+}
+
+/* ---- hook: compare every observed tensor that has a golden ---------------------------------------------------- */
+
+typedef struct {
+    const st_file *gold;
+    const int *bmap;     /* our batch item k is the reference's item bmap[k] */
+    int B;
+    const int32_t *mask; /* text: [B, mask_T] (our batch order), NULL for audio */
+    int mask_T;
+    const char *only_prefix; /* compare only names starting with this (NULL: all) */
+    int seen, bad;
+    double worst_rel;
+} hook_ctx;
+
+static void compare_hook(void *vctx, const char *name, const float *data, int ndim, const int64_t *shape) {
+    hook_ctx *c = vctx;
+    if (c->only_prefix && strncmp(name, c->only_prefix, strlen(c->only_prefix)) != 0) return;
+    const st_tensor *t = st_find(c->gold, name);
+    if (!t) return;
+    int items[MAX_ITEMS];
+    int ni = golden_items(c->gold, t, items);
+    float *ref = golden_f32(c->gold, name);
+    size_t cap = (size_t)(t->numel ? t->numel : 1);
+    float *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
+    size_t n = 0;
+    int ok = ref && a && b && ni > 0 && t->ndim == ndim, used = 0;
+    int64_t per = 1;
+    for (int d = 1; ok && d < ndim; d++) per *= t->shape[d];
+    for (int j = 0; ok && j < ni; j++) {
+        int k = -1;
+        for (int q = 0; q < c->B; q++)
+            if (c->bmap[q] == items[j]) k = q;
+        if (k < 0) continue;
+        used++;
+        if (c->mask && ndim == 3) { /* [B, T, D] vs [n, Tg, D]: unmasked positions */
+            const int64_t T = shape[1], D = shape[2], Tg = t->shape[1];
+            if (t->shape[2] != D || T > Tg) {
+                ok = 0;
+                break;
+            }
+            for (int64_t ti = 0; ti < T; ti++) {
+                if (!c->mask[(int64_t)k * c->mask_T + ti]) continue;
+                memcpy(a + n, data + ((int64_t)k * T + ti) * D, (size_t)D * sizeof *a);
+                memcpy(b + n, ref + ((int64_t)j * Tg + ti) * D, (size_t)D * sizeof *b);
+                n += (size_t)D;
+            }
+        } else {
+            for (int d = 1; d < ndim; d++) ok = ok && t->shape[d] == shape[d];
+            if (!ok) break;
+            memcpy(a + n, data + (int64_t)k * per, (size_t)per * sizeof *a);
+            memcpy(b + n, ref + (int64_t)j * per, (size_t)per * sizeof *b);
+            n += (size_t)per;
+        }
+    }
+    if (!ok) {
+        printf("  %s: shape mismatch or unreadable golden\n", name);
+        c->bad++;
+    } else if (used) {
+        test_diff d = test_compare(a, b, n);
+        printf("  %-44s max_abs %.3g  rel %.3g  (%d item%s)\n", name, d.max_abs, d.rel, used, used == 1 ? "" : "s");
+        if (!(d.rel <= REL_TOL)) c->bad++;
+        if (d.rel > c->worst_rel) c->worst_rel = d.rel;
+        c->seen++;
+    }
+    free(a);
+    free(b);
+    free(ref);
+}
+
+/* ---- one checkpoint against one golden directory ------------------------------------------------------------------ */
+
+/* Max |diff| over bands within 60 dB of their frame's maximum (reference), for one [frames, mels] log-mel. */
+static double logmel_abs_60db(const float *ours, const float *ref, int frames, int mels) {
+    double mx = 0;
+    for (int f = 0; f < frames; f++) {
+        float top = -1e30f;
+        for (int m = 0; m < mels; m++) top = fmaxf(top, ref[(size_t)f * mels + m]);
+        for (int m = 0; m < mels; m++) {
+            size_t i = (size_t)f * mels + m;
+            if (ref[i] >= top - 60.0f) mx = fmax(mx, fabs((double)ours[i] - ref[i]));
+        }
+    }
+    return mx;
+}
+
+static void check_checkpoint(const char *wpath, const char *dir) {
+    char path[4400];
+    clxp_error err = {0};
+    st_file *g = NULL;
+    msclap_model *m = NULL;
+    clxp_tokenizer *tok = NULL;
+    cJSON *prompts = NULL, *manifest = NULL, *zs = NULL;
+    printf("  checkpoint %s, goldens %s\n", wpath, dir);
+    snprintf(path, sizeof path, "%s/golden/golden.safetensors", dir);
+    REQUIRE(st_open(path, &g, &err) == CLXP_OK);
+    if (msclap_model_load(wpath, dir, &m, &err) != CLXP_OK) printf("  load: %s\n", err.msg);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    if (tok_load(path, &tok, &err) != CLXP_OK) printf("  %s\n", err.msg);
+    snprintf(path, sizeof path, "%s/golden/manifest.json", dir);
+    CHECK(clxp_json_load(path, &manifest, &err) == CLXP_OK);
+    snprintf(path, sizeof path, "%s/golden/zero_shot.json", dir);
+    CHECK(clxp_json_load(path, &zs, &err) == CLXP_OK);
+    snprintf(path, sizeof path, "%s/golden/inputs/prompts.json", dir);
+    CHECK(clxp_json_load(path, &prompts, &err) == CLXP_OK);
+    int pad = -1;
+    CHECK(tok && tok_add_special_token(tok, "!", &pad, &err) == CLXP_OK);
+    CHECK_EQ_INT(pad, 0);
+    if (!m || !tok || !manifest || !zs || !prompts) goto out;
+    const msclap_config *cfg = &m->cfg;
+    const int Pj = cfg->d_proj;
+    printf("  config: HTS-AT E %d depths %d,%d,%d,%d heads %d,%d,%d,%d window %d spec %d; GPT-2 %d x %d, %d heads%s; "
+           "proj %d; %d Hz, %d samples\n",
+           cfg->embed_dim, cfg->depths[0], cfg->depths[1], cfg->depths[2], cfg->depths[3], cfg->heads[0], cfg->heads[1],
+           cfg->heads[2], cfg->heads[3], cfg->window, cfg->spec_size, cfg->n_layer, cfg->n_embd, cfg->n_head,
+           cfg->n_head_from_yaml ? " (YAML)" : "", Pj, cfg->fe.sample_rate, cfg->fe.window_samples);
+    CHECK_EQ_INT(cfg->n_head, 3);
+    CHECK_EQ_INT(cfg->fe.window_samples, 308700);
+    CHECK_EQ_INT(msclap_fe_frames(m->fe), 965);
+
+    /* ---- tokens */
+    const cJSON *plist = cJSON_GetObjectItem(prompts, "prompts");
+    const int P = cJSON_GetArraySize(plist);
+    const st_tensor *ids_t = st_find(g, "input_ids"), *mask_t = st_find(g, "attention_mask");
+    REQUIRE(ids_t && mask_t && ids_t->shape[0] == P && ids_t->shape[1] == CONTEXT);
+    int32_t *ids = calloc((size_t)P * CONTEXT, sizeof *ids), *mask = calloc((size_t)P * CONTEXT, sizeof *mask);
+    int tok_bad = 0, bang = 0;
+    const tok_encode_opts topt = {0, 0, CONTEXT, 0};
+    for (int i = 0; i < P; i++) {
+        const char *text = cJSON_GetArrayItem(plist, i)->valuestring;
+        char *s = malloc(strlen(text) + 16);
+        sprintf(s, "%s <|endoftext|>", text);
+        int n = 0;
+        CHECK(tok_encode(tok, s, strlen(s), &topt, ids + i * CONTEXT, mask + i * CONTEXT, CONTEXT, &n, &err) == CLXP_OK);
+        CHECK_EQ_INT(n, CONTEXT);
+        bang += strchr(text, '!') != NULL;
+        free(s);
+        for (int t = 0; t < CONTEXT; t++)
+            if (ids[i * CONTEXT + t] != golden_i64(ids_t, i * CONTEXT + t) ||
+                mask[i * CONTEXT + t] != golden_i64(mask_t, i * CONTEXT + t))
+                tok_bad++;
+    }
+    printf("  tokens: %d prompts (%d with '!'), %d mismatching ids/mask entries\n", P, bang, tok_bad);
+    CHECK_EQ_INT(tok_bad, 0);
+    const st_tensor *pit = st_find(g, "text.pooled_index");
+    if (pit)
+        for (int i = 0; i < P; i++) CHECK_EQ_INT(msclap_pooled_index(ids + i * CONTEXT, CONTEXT), golden_i64(pit, i));
+    /* the long prompt: no truncation */
+    const st_tensor *lids = st_find(g, "extra.long_prompt.input_ids");
+    float lemb[64];
+    if (lids) {
+        const char *text = cJSON_GetStringValue(cJSON_GetObjectItem(prompts, "extra_long_prompt"));
+        REQUIRE(text);
+        char *s = malloc(strlen(text) + 16);
+        sprintf(s, "%s <|endoftext|>", text);
+        int32_t lid[1024], lm[1024];
+        int n = 0;
+        CHECK(tok_encode(tok, s, strlen(s), &topt, lid, lm, 1024, &n, &err) == CLXP_OK);
+        free(s);
+        CHECK_EQ_INT(n, lids->shape[1]);
+        int bad = 0;
+        for (int t = 0; t < n && t < lids->shape[1]; t++) bad += lid[t] != golden_i64(lids, t) || lm[t] != 1;
+        CHECK_EQ_INT(bad, 0);
+        float *ge = golden_f32(g, "extra.long_prompt.text_embeds_unnormalized");
+        REQUIRE(ge && Pj <= 64);
+        CHECK(msclap_encode_tokens(m, lid, lm, 1, n, lemb, NULL, NULL, &err) == CLXP_OK);
+        test_diff d = test_compare(lemb, ge, (size_t)Pj);
+        printf("  long prompt (%d tokens) text_embeds_unnormalized rel %.3g\n", n, d.rel);
+        CHECK(d.rel <= REL_TOL);
+        free(ge);
+    }
+
+    /* ---- features from the WAV files */
+    const cJSON *inputs = cJSON_GetObjectItem(manifest, "inputs");
+    const cJSON *crop = cJSON_GetObjectItem(manifest, "audio_crop");
+    const char *crop_of = cJSON_GetStringValue(cJSON_GetObjectItem(crop, "crop_of"));
+    const int crop_start =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(crop, "calls"), 0), "start_index")->valueint;
+    const int B = cJSON_GetArraySize(inputs), Tf = msclap_fe_frames(m->fe), Fm = cfg->mels;
+    REQUIRE(B > 0 && B <= MAX_ITEMS);
+    const size_t per = (size_t)Tf * Fm;
+    float *feats = malloc((size_t)B * per * sizeof *feats);
+    const st_tensor *gl = st_find(g, "audio.logmel");
+    float *glog = gl ? golden_f32(g, "audio.logmel") : NULL;
+    int gl_items[MAX_ITEMS], gl_n = gl ? golden_items(g, gl, gl_items) : 0;
+    int have[MAX_ITEMS], nh = 0; /* the clips whose WAV file is there (tests/data keeps one), in manifest order */
+    for (int i = 0; i < B; i++) {
+        const cJSON *in = cJSON_GetArrayItem(inputs, i);
+        const char *file = cJSON_GetObjectItem(in, "file")->valuestring;
+        snprintf(path, sizeof path, "%s/golden/inputs/%s", dir, file);
+        if (!clxp_is_file(path)) continue;
+        size_t n = 0;
+        int rate = 0;
+        float *wave = read_wav(path, &n, &rate);
+        REQUIRE(wave);
+        CHECK_EQ_INT(n, cJSON_GetObjectItem(in, "num_samples")->valueint);
+        const int slot = nh;
+        have[nh++] = i;
+        CHECK_EQ_INT(rate, cfg->fe.sample_rate);
+        long want = crop_of && strcmp(crop_of, file) == 0 ? crop_start : -1, used = -2;
+        CHECK(msclap_fe_extract(m->fe, wave, n, want, feats + (size_t)slot * per, &used, &err) == CLXP_OK);
+        CHECK_EQ_INT(used, want);
+        if (i == 1 && st_find(g, "audio.spectrogram.1")) {
+            const int K = msclap_fe_bins(m->fe);
+            float *win = malloc((size_t)cfg->fe.window_samples * sizeof *win), *pw = malloc((size_t)Tf * K * sizeof *pw);
+            float *gp = golden_f32(g, "audio.spectrogram.1");
+            CHECK(msclap_fe_prepare(m->fe, wave, n, -1, win, NULL, &err) == CLXP_OK);
+            CHECK(msclap_fe_power(m->fe, win, pw, &err) == CLXP_OK);
+            test_diff d = test_compare(pw, gp, (size_t)Tf * K);
+            printf("  audio.spectrogram.1 %-26s max_abs %.3g  rel %.3g\n", file, d.max_abs, d.rel);
+            CHECK(d.rel <= FEATURE_REL_TOL);
+            free(win);
+            free(pw);
+            free(gp);
+        }
+        for (int k = 0; k < gl_n; k++) {
+            if (gl_items[k] != i) continue;
+            const float *ref = glog + (size_t)k * per;
+            test_diff d = test_compare(feats + (size_t)slot * per, ref, per);
+            double a60 = logmel_abs_60db(feats + (size_t)slot * per, ref, Tf, Fm);
+            printf("  audio.logmel[%d] %-26s max_abs %.3g dB, %.3g dB within 60 dB of the frame max, rel %.3g\n", i,
+                   file, d.max_abs, a60, d.rel);
+            CHECK(d.rel <= FEATURE_REL_TOL);
+            CHECK(a60 <= FEATURE_ABS_TOL);
+        }
+        free(wave);
+    }
+
+    /* ---- the audio tower on the golden log-mel (per-layer check independent of the STFT rounding) */
+    float *aemb = malloc((size_t)B * Pj * sizeof *aemb);
+    if (gl_n > 0) {
+        hook_ctx ac = {.gold = g, .bmap = gl_items, .B = gl_n, .only_prefix = "audio"};
+        CHECK(msclap_encode_features(m, glog, gl_n, Tf, aemb, compare_hook, &ac, &err) == CLXP_OK);
+        printf("  audio tower on the golden log-mel: %d tensors compared, worst rel %.3g\n", ac.seen, ac.worst_rel);
+        CHECK_EQ_INT(ac.bad, 0);
+        CHECK(ac.seen >= 5);
+    }
+    free(glog);
+
+    /* ---- the whole pipeline: WAV features -> audio tower */
+    REQUIRE(nh > 0);
+    hook_ctx wc = {.gold = g, .bmap = have, .B = nh, .only_prefix = "audio_embeds_unnormalized"};
+    CHECK(msclap_encode_features(m, feats, nh, Tf, aemb, compare_hook, &wc, &err) == CLXP_OK);
+    CHECK_EQ_INT(wc.bad, 0);
+    CHECK_EQ_INT(wc.seen, 1);
+
+    /* ---- text tower */
+    float *temb = malloc((size_t)P * Pj * sizeof *temb);
+    int pall[MAX_ITEMS];
+    for (int i = 0; i < P; i++) pall[i] = i;
+    hook_ctx tc = {.gold = g, .bmap = pall, .B = P, .mask = mask, .mask_T = CONTEXT};
+    CHECK(msclap_encode_tokens(m, ids, mask, P, CONTEXT, temb, compare_hook, &tc, &err) == CLXP_OK);
+    printf("  text tower: %d tensors compared, worst rel %.3g\n", tc.seen, tc.worst_rel);
+    CHECK_EQ_INT(tc.bad, 0);
+    CHECK(tc.seen >= 4);
+
+    /* ---- scores */
+    float *gs = golden_f32(g, "logit_scale_exp");
+    REQUIRE(gs);
+    CHECK_NEAR(msclap_logit_scale(m), gs[0], 1e-6 * gs[0]);
+    nn_l2_normalize(aemb, nh, Pj);
+    nn_l2_normalize(temb, P, Pj);
+    float *ga0 = golden_f32(g, "audio_embeds"), *gt = golden_f32(g, "text_embeds");
+    float *gsim0 = golden_f32(g, "similarity"), *gp0 = golden_f32(g, "probs_per_audio");
+    REQUIRE(ga0 && gt && gsim0 && gp0);
+    /* the reference rows of the clips run here */
+    float *ga = malloc((size_t)nh * Pj * sizeof *ga), *gsim = malloc((size_t)nh * P * sizeof *gsim);
+    float *gp = malloc((size_t)nh * P * sizeof *gp);
+    for (int k = 0; k < nh; k++) {
+        memcpy(ga + (size_t)k * Pj, ga0 + (size_t)have[k] * Pj, (size_t)Pj * sizeof *ga);
+        memcpy(gsim + (size_t)k * P, gsim0 + (size_t)have[k] * P, (size_t)P * sizeof *gsim);
+        memcpy(gp + (size_t)k * P, gp0 + (size_t)have[k] * P, (size_t)P * sizeof *gp);
+    }
+    test_diff da = test_compare(aemb, ga, (size_t)nh * Pj), dt = test_compare(temb, gt, (size_t)P * Pj);
+    printf("  audio_embeds (from WAV) max_abs %.3g, text_embeds max_abs %.3g (tol %g)\n", da.max_abs, dt.max_abs,
+           EMB_ABS_TOL);
+    CHECK(da.max_abs <= EMB_ABS_TOL);
+    CHECK(dt.max_abs <= EMB_ABS_TOL);
+    float *sim = malloc((size_t)nh * P * sizeof *sim), *probs = malloc((size_t)nh * P * sizeof *probs);
+    const float scale = msclap_logit_scale(m);
+    for (int i = 0; i < nh; i++)
+        for (int j = 0; j < P; j++) {
+            float s = 0;
+            for (int k = 0; k < Pj; k++) s += (scale * temb[j * Pj + k]) * aemb[i * Pj + k];
+            sim[i * P + j] = s;
+        }
+    memcpy(probs, sim, (size_t)nh * P * sizeof *probs);
+    for (int i = 0; i < nh; i++) nn_softmax(probs + (size_t)i * P, P);
+    test_diff ds = test_compare(sim, gsim, (size_t)nh * P), dp = test_compare(probs, gp, (size_t)nh * P);
+    double zmax = 0;
+    int zn = 0;
+    const cJSON *zr = cJSON_GetObjectItem(zs, "results");
+    for (int i = 0; zr && i < nh && have[i] < cJSON_GetArraySize(zr); i++) {
+        const cJSON *row = cJSON_GetObjectItem(cJSON_GetArrayItem(zr, have[i]), "probs");
+        for (int j = 0; j < P && j < cJSON_GetArraySize(row); j++, zn++)
+            zmax = fmax(zmax, fabs(probs[i * P + j] - cJSON_GetArrayItem(row, j)->valuedouble));
+    }
+    printf("  similarity max_abs %.3g rel %.3g (tol %g); probs max_abs %.3g, zero_shot.json max_abs %.3g over %d "
+           "(tol %g)\n",
+           ds.max_abs, ds.rel, REL_TOL, dp.max_abs, zmax, zn, PROB_ABS_TOL);
+    CHECK(ds.rel <= REL_TOL);
+    CHECK(dp.max_abs <= PROB_ABS_TOL);
+    CHECK(zmax <= PROB_ABS_TOL);
+    CHECK_EQ_INT(zn, nh * P);
+    int rank_bad = 0;
+    for (int i = 0; i < nh; i++)
+        for (int x = 0; x < P; x++)
+            for (int y = 0; y < P; y++)
+                if (gsim[i * P + x] > gsim[i * P + y] + 1e-4f && !(sim[i * P + x] > sim[i * P + y])) rank_bad++;
+    CHECK_EQ_INT(rank_bad, 0);
+    free(sim);
+    free(probs);
+    free(ga);
+    free(ga0);
+    free(gt);
+    free(gsim);
+    free(gsim0);
+    free(gp);
+    free(gp0);
+    free(gs);
+    free(temb);
+    free(aemb);
+    free(feats);
+    free(ids);
+    free(mask);
+out:
+    cJSON_Delete(prompts);
+    cJSON_Delete(manifest);
+    cJSON_Delete(zs);
+    tok_free(tok);
+    msclap_model_free(m);
+    st_close(g);
+}
+
+static const char *shared_dir(void) {
+    static char buf[4096];
+    const char *env = getenv("CLXP_SHARED");
+    snprintf(buf, sizeof buf, "%s/msclap-tiny-2023", env && *env ? env : "../shared/golden");
+    struct stat sb;
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/golden/golden.safetensors", buf);
+    return stat(probe, &sb) == 0 ? buf : NULL;
+}
+
+/* tests/data's checkpoint keeps only the wte rows of the golden prompts (tools/trim_msclap.c, metadata
+ * "items:<wte>" = their ids, "vocab_size"): write a full-size copy, zeros in the other rows, to a temporary
+ * directory. Returns 1 with the file path in out. */
+static int expand_bundled(const char *in_path, char *tmpdir, char *out, size_t cap) {
+    clxp_error err;
+    st_file *f = NULL;
+    if (st_open(in_path, &f, &err) != CLXP_OK) {
+        printf("  %s\n", err.msg);
+        return 0;
+    }
+    const char *wname = "caption_encoder.base.wte.weight";
+    const st_tensor *wt = st_find(f, wname);
+    char key[80];
+    snprintf(key, sizeof key, "items:%s", wname);
+    const char *list = st_metadata(f, key), *vs = st_metadata(f, "vocab_size");
+    int ok = wt && wt->dtype == ST_F32 && wt->ndim == 2 && list && vs;
+    const int64_t V = ok ? atoll(vs) : 0, D = ok ? wt->shape[1] : 0;
+    float *full = ok ? calloc((size_t)(V * D), sizeof *full) : NULL;
+    ok = ok && full && V > 0;
+    int64_t k = 0;
+    for (const char *s = list; ok && *s; k++) {
+        char *end;
+        long long id = strtoll(s, &end, 10);
+        ok = end != s && id >= 0 && id < V && k < wt->shape[0];
+        if (ok) memcpy(full + id * D, (const float *)wt->data + k * D, (size_t)D * sizeof *full);
+        s = *end == ',' ? end + 1 : end;
+    }
+    ok = ok && k == wt->shape[0];
+    const int n = st_count(f);
+    st_write_tensor *ts = calloc((size_t)n, sizeof *ts);
+    int64_t shape[2] = {V, D};
+    for (int i = 0; ok && ts && i < n; i++) {
+        const st_tensor *t = st_at(f, i);
+        ts[i] = strcmp(t->name, wname) == 0 ? (st_write_tensor){t->name, t->dtype, 2, shape, full}
+                                            : (st_write_tensor){t->name, t->dtype, t->ndim, t->shape, t->data};
+    }
+    strcpy(tmpdir, "/tmp/clxp_msclap_XXXXXX");
+    ok = ok && ts && mkdtemp(tmpdir) != NULL;
+    if (ok) snprintf(out, cap, "%s/model.safetensors", tmpdir);
+    if (ok && st_write(out, ts, n, NULL, 0, &err) != CLXP_OK) {
+        printf("  %s\n", err.msg);
+        ok = 0;
+    }
+    free(ts);
+    free(full);
+    st_close(f);
+    return ok;
+}
+
+TEST(bundled_safetensors) {
+    char w[4300], d[4200], tmpdir[64] = "", full[256];
+    snprintf(d, sizeof d, "%s", test_data("msclap-tiny-2023"));
+    snprintf(w, sizeof w, "%s/model.safetensors", d);
+    REQUIRE(expand_bundled(w, tmpdir, full, sizeof full));
+    check_checkpoint(full, d);
+    remove(full);
+    rmdir(tmpdir);
+}
+
+TEST(shared_pth) {
+    const char *d = shared_dir();
+    if (!d) {
+        printf("  skipped (no shared golden)\n");
+        return;
+    }
+    char w[4300];
+    snprintf(w, sizeof w, "%s/CLAP_weights_2023_tiny.pth", d);
+    check_checkpoint(w, d);
+}
+
+TEST(shared_safetensors) {
+    const char *d = shared_dir();
+    if (!d) {
+        printf("  skipped (no shared golden)\n");
+        return;
+    }
+    char w[4300];
+    snprintf(w, sizeof w, "%s/model.safetensors", d);
+    check_checkpoint(w, d);
+}
+
+/* The library API on the bundled checkpoint: a directory with the (expanded) safetensors file, the msclap YAML and
+ * GPT-2's tokenizer.json is found as MS-CLAP; prompts and a WAV file give the golden normalised embeddings. */
+TEST(api_bundled) {
+    char w[4300], d[4200], tmpdir[64] = "", full[256], link1[300], link2[300], target[4400];
+    snprintf(d, sizeof d, "%s", test_data("msclap-tiny-2023"));
+    snprintf(w, sizeof w, "%s/model.safetensors", d);
+    REQUIRE(expand_bundled(w, tmpdir, full, sizeof full));
+    char *cwd = getcwd(NULL, 0);
+    snprintf(link1, sizeof link1, "%s/config_2023_tiny.yml", tmpdir);
+    snprintf(target, sizeof target, "%s%s%s/config_2023_tiny.yml", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
+    CHECK(symlink(target, link1) == 0);
+    snprintf(link2, sizeof link2, "%s/tokenizer.json", tmpdir);
+    snprintf(target, sizeof target, "%s%s%s/tokenizer.json", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
+    CHECK(symlink(target, link2) == 0);
+    free(cwd);
+    clxp_model *m = NULL;
+    clxp_error err = {0};
+    if (clxp_model_load(tmpdir, NULL, &m, &err) != CLXP_OK) printf("  %s\n", err.msg);
+    CHECK(m != NULL);
+    st_file *g = NULL;
+    cJSON *prompts = NULL;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/golden/golden.safetensors", d);
+    CHECK(st_open(path, &g, &err) == CLXP_OK);
+    snprintf(path, sizeof path, "%s/golden/inputs/prompts.json", d);
+    CHECK(clxp_json_load(path, &prompts, &err) == CLXP_OK);
+    if (m && g && prompts) {
+        const clxp_model_info *i = clxp_model_get_info(m);
+        CHECK_STR(i->kind, "clap");
+        CHECK_STR(i->format, "msclap");
+        CHECK_EQ_INT(i->sample_rate, 44100);
+        CHECK_EQ_INT(i->embed_dim, 20);
+        const cJSON *pl = cJSON_GetObjectItem(prompts, "prompts");
+        const int P = cJSON_GetArraySize(pl);
+        const char *texts[MAX_ITEMS];
+        for (int k = 0; k < P; k++) texts[k] = cJSON_GetArrayItem(pl, k)->valuestring;
+        float *te = malloc((size_t)P * 20 * sizeof *te), ae[20];
+        float *gt = golden_f32(g, "text_embeds"), *ga = golden_f32(g, "audio_embeds");
+        CHECK(clxp_encode_texts(m, texts, P, te, &err) == CLXP_OK);
+        test_diff dt = test_compare(te, gt, (size_t)P * 20);
+        snprintf(path, sizeof path, "%s/golden/inputs/c_clicks_0p37s.wav", d);
+        const char *files[1] = {path};
+        CHECK(clxp_encode_audio_files(m, files, 1, ae, &err) == CLXP_OK);
+        test_diff da = test_compare(ae, ga + 2 * 20, 20);
+        printf("  API: text_embeds max_abs %.3g, audio_embeds (c_clicks, FFmpeg decode) max_abs %.3g (tol %g)\n",
+               dt.max_abs, da.max_abs, EMB_ABS_TOL);
+        CHECK(dt.max_abs <= EMB_ABS_TOL);
+        CHECK(da.max_abs <= EMB_ABS_TOL);
+        free(te);
+        free(gt);
+        free(ga);
+    }
+    cJSON_Delete(prompts);
+    st_close(g);
+    clxp_model_free(m);
+    remove(link1);
+    remove(link2);
+    remove(full);
+    rmdir(tmpdir);
+}
+
+/* The librosa formula against the checkpoint's melW (which msclap computed with librosa 0.10.2). */
+TEST(mel_filters_formula) {
+    const char *d = shared_dir();
+    if (!d) {
+        printf("  skipped (no shared golden)\n");
+        return;
+    }
+    char w[4300];
+    snprintf(w, sizeof w, "%s/model.safetensors", d);
+    st_file *f = NULL;
+    clxp_error err;
+    REQUIRE(st_open(w, &f, &err) == CLXP_OK);
+    const st_tensor *t = st_find(f, "audio_encoder.base.htsat.logmel_extractor.melW");
+    REQUIRE(t && t->dtype == ST_F32 && t->numel == 513 * 64);
+    float *mine = malloc(513 * 64 * sizeof *mine);
+    msclap_mel_filters(32000, 1024, 64, 50, 14000, mine);
+    int differ = 0;
+    double mx = 0;
+    for (int i = 0; i < 513 * 64; i++) {
+        float v;
+        memcpy(&v, (const char *)t->data + 4 * i, 4);
+        differ += v != mine[i];
+        mx = fmax(mx, fabs((double)v - mine[i]));
+    }
+    printf("  melW formula vs checkpoint: %d of %d entries differ, max_abs %.3g\n", differ, 513 * 64, mx);
+    CHECK(mx <= 1e-7);
+    free(mine);
+    st_close(f);
+}
+
+int main(void) {
+    RUN(mel_filters_formula);
+    RUN(bundled_safetensors);
+    RUN(api_bundled);
+    RUN(shared_pth);
+    RUN(shared_safetensors);
+    return test_summary();
+}
