@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "util/error.h"
 #include "util/fileio.h"
@@ -23,6 +24,8 @@ struct weights {
     int n;
     float **owned; /* float32 conversions, freed with the set */
     int n_owned, cap_owned;
+    void (*release)(void *); /* weights_from_memory: frees the tensors' owner */
+    void *owner;
 };
 
 static int cmp_entry(const void *a, const void *b) {
@@ -114,6 +117,36 @@ static clxp_status open_sharded(weights *w, const char *dir, const char *index_p
     return st;
 }
 
+clxp_status weights_from_memory(const char *source, const st_tensor *tensors, int n, void (*release)(void *),
+                                void *owner, weights **out, clxp_error *err) {
+    *out = NULL;
+    weights *w = calloc(1, sizeof *w);
+    if (!w || !(w->source = strdup(source ? source : "(memory)"))) {
+        free(w);
+        if (release) release(owner);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    w->release = release;
+    w->owner = owner;
+    w->entries = calloc(n > 0 ? (size_t)n : 1, sizeof *w->entries);
+    if (!w->entries) {
+        weights_free(w);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", source);
+    }
+    for (int i = 0; i < n; i++) w->entries[w->n++].t = &tensors[i];
+    qsort(w->entries, (size_t)w->n, sizeof *w->entries, cmp_entry);
+    for (int k = 1; k < w->n; k++)
+        if (strcmp(w->entries[k].t->name, w->entries[k - 1].t->name) == 0) {
+            clxp_status st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: tensor \"%s\" appears twice", w->source,
+                                          w->entries[k].t->name);
+            weights_free(w);
+            return st;
+        }
+    *out = w;
+    return CLXP_OK;
+}
+
+
 clxp_status weights_open_dir(const char *dir, weights **out, clxp_error *err) {
     *out = NULL;
     weights *w = calloc(1, sizeof *w);
@@ -130,6 +163,8 @@ clxp_status weights_open_dir(const char *dir, weights **out, clxp_error *err) {
         w->source = index;
         index = NULL;
         st = open_sharded(w, dir, w->source, err);
+    } else if (access(single, F_OK) == 0) {
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: not a regular file", single);
     } else {
         st = clxp_err_set(err, CLXP_ERR_IO, "%s: no model.safetensors or model.safetensors.index.json in the directory",
                           dir);
@@ -145,6 +180,10 @@ clxp_status weights_open_dir(const char *dir, weights **out, clxp_error *err) {
     return CLXP_OK;
 }
 
+void weights_release_pages(weights *w) {
+    for (int i = 0; w && i < w->n_files; i++) st_release_pages(w->files[i]);
+}
+
 void weights_free(weights *w) {
     if (!w) return;
     for (int i = 0; i < w->n_owned; i++) free(w->owned[i]);
@@ -153,6 +192,7 @@ void weights_free(weights *w) {
     free(w->files);
     free(w->entries);
     free(w->source);
+    if (w->release) w->release(w->owner);
     free(w);
 }
 

@@ -16,6 +16,14 @@ typedef struct weights weights;
 /* dir: a model directory holding model.safetensors or model.safetensors.index.json. */
 clxp_status weights_open_dir(const char *dir, weights **out, clxp_error *err);
 void weights_free(weights *w);
+/* Release the resident pages of the mapped files (st_release_pages); tensors stay readable. */
+void weights_release_pages(weights *w);
+
+/* A weight set over n tensors in memory (other checkpoint formats, io/checkpoint.h). The array and the data stay
+ * owned by the caller until weights_free, which then calls release(owner) (release may be NULL). On failure
+ * release(owner) has been called. `source` names the set in messages. */
+clxp_status weights_from_memory(const char *source, const st_tensor *tensors, int n, void (*release)(void *),
+                                void *owner, weights **out, clxp_error *err);
 
 /* The tensor called name, or NULL if absent (records the name as used). */
 const st_tensor *weights_find(weights *w, const char *name);
