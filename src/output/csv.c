@@ -7,32 +7,33 @@
 #include "util/error.h"
 
 typedef struct csv_state {
-    agg *agg;
-    int *cls; /* [n_classes] */
+    agg *agg[OUT_MAX_BANKS]; /* per bank of the writer */
+    int *cls;                /* [max_classes] */
 } csv_state;
 
 static void csv_free(void *state) {
     csv_state *s = state;
     if (!s) return;
-    agg_free(s->agg);
+    for (int i = 0; i < OUT_MAX_BANKS; i++) agg_free(s->agg[i]);
     free(s->cls);
     free(s);
 }
 
 static clxp_status csv_begin(out_writer *w, clxp_error *err) {
     csv_state *s = calloc(1, sizeof *s);
+    int ok = s != NULL;
     if (s) {
-        s->agg = agg_create(w->bank);
-        s->cls = malloc((size_t)(w->n_classes > 0 ? w->n_classes : 1) * sizeof *s->cls);
+        for (int i = 0; i < w->n_banks; i++) ok = ok && (s->agg[i] = agg_create(w->banks[i].bank)) != NULL;
+        s->cls = malloc((size_t)(w->max_classes > 0 ? w->max_classes : 1) * sizeof *s->cls);
     }
     w->state = s;
-    if (!s || !s->agg || !s->cls) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
+    if (!ok || !s->cls) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
     return CLXP_OK;
 }
 
-static clxp_status csv_write(out_writer *w, const clxp_result *r, clxp_error *err) {
+static clxp_status csv_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     csv_state *s = w->state;
-    clxp_status st = agg_add(s->agg, r, w->confidence, err);
+    clxp_status st = agg_add(s->agg[b - w->banks], r, w->confidence, err);
     return st == CLXP_OK ? CLXP_OK : clxp_err_prefix(err, st, "%s", w->path);
 }
 
@@ -53,13 +54,23 @@ static void put_field(FILE *f, const char *s) {
 static clxp_status csv_finish(out_writer *w, clxp_error *err) {
     csv_state *s = w->state;
     fputs("stream_id,label,avg_probability,count\n", w->f);
-    for (int i = 0; i < agg_n_streams(s->agg); i++) {
-        int n = agg_ranked(s->agg, i, s->cls);
+    /* every stream of every bank, by ascending stream index (then bank order): a merge of the banks' lists */
+    int next[OUT_MAX_BANKS] = {0};
+    for (;;) {
+        int bi = -1;
+        for (int k = 0; k < w->n_banks; k++)
+            if (next[k] < agg_n_streams(s->agg[k]) &&
+                (bi < 0 || agg_stream_index(s->agg[k], next[k]) < agg_stream_index(s->agg[bi], next[bi])))
+                bi = k;
+        if (bi < 0) break;
+        const agg *a = s->agg[bi];
+        int i = next[bi]++;
+        int n = agg_ranked(a, i, s->cls);
         for (int j = 0; j < n; j++) {
             int c = s->cls[j];
-            fprintf(w->f, "%d,", agg_stream_index(s->agg, i));
-            put_field(w->f, clxp_labelbank_class_name(w->bank, c));
-            fprintf(w->f, ",%.4f,%" PRId64 "\n", agg_mean(s->agg, i, c), agg_count(s->agg, i, c));
+            fprintf(w->f, "%d,", agg_stream_index(a, i));
+            put_field(w->f, clxp_labelbank_class_name(w->banks[bi].bank, c));
+            fprintf(w->f, ",%.4f,%" PRId64 "\n", agg_mean(a, i, c), agg_count(a, i, c));
         }
     }
     return out_check_stream(w, err);

@@ -27,6 +27,8 @@ static const char *const palette[CHART_LINES] = {"#1f77b4", "#ff7f0e", "#2ca02c"
 /* Chart data of one stream: points are means of `stride` consecutive whole-frame results. */
 typedef struct chart_stream {
     int index;
+    const out_bank *bk; /* the bank of the stream's results (a stream index with results of two banks, in a
+                         * page of several inputs, gets a chart per bank) */
     char media;
     int64_t n_seen;
     double *sum;       /* [n_classes]: over every whole-frame result, for the legend's means and the top classes */
@@ -97,12 +99,12 @@ static void put_time(FILE *f, double t) {
 }
 
 /* A class's display name: the label, or "Unit: Category". */
-static void put_class(out_writer *w, int c) {
-    if (w->n_units) {
-        put_esc(w->f, clxp_labelbank_unit_name(w->bank, clxp_labelbank_class_unit(w->bank, c)));
+static void put_class(out_writer *w, const out_bank *b, int c) {
+    if (b->n_units) {
+        put_esc(w->f, clxp_labelbank_unit_name(b->bank, clxp_labelbank_class_unit(b->bank, c)));
         fputs(": ", w->f);
     }
-    put_esc(w->f, clxp_labelbank_class_name(w->bank, c));
+    put_esc(w->f, clxp_labelbank_class_name(b->bank, c));
 }
 
 static const char css[] =
@@ -125,7 +127,7 @@ static clxp_status html_begin(out_writer *w, clxp_error *err) {
     html_state *s = calloc(1, sizeof *s);
     w->state = s;
     if (!s) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
-    size_t n = (size_t)(w->n_classes > w->n_units ? w->n_classes : w->n_units) + 1;
+    size_t n = (size_t)w->max_classes + 1;
     s->pairs = malloc(n * sizeof *s->pairs);
     s->idx = malloc(n * sizeof *s->idx);
     if (!s->pairs || !s->idx) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
@@ -148,10 +150,17 @@ static clxp_status html_begin(out_writer *w, clxp_error *err) {
         put_esc(f, w->model);
         fputs("</dd>", f);
     }
-    if (w->n_units) fprintf(f, "<dt>Classes</dt><dd>%d categories in %d units</dd>", w->n_classes, w->n_units);
-    else fprintf(f, "<dt>Classes</dt><dd>%d labels</dd>", w->n_classes);
-    fprintf(f, "<dt>Shown</dt><dd>%s, confidence &ge; %.2f</dd>",
-            w->n_units ? "the best category of every unit" : "the most probable labels", w->confidence);
+    int with_units = 0, without = 0;
+    fputs("<dt>Classes</dt><dd>", f);
+    for (int i = 0; i < w->n_banks; i++) { /* a combined run: the video bank, then the audio bank */
+        const out_bank *b = &w->banks[i];
+        if (b->n_units) fprintf(f, "%s%d categories in %d units", i ? "; " : "", b->n_classes, b->n_units);
+        else fprintf(f, "%s%d labels", i ? "; " : "", b->n_classes);
+        with_units |= b->n_units > 0;
+        without |= b->n_units == 0;
+    }
+    fprintf(f, "</dd><dt>Shown</dt><dd>%s%s%s, confidence &ge; %.2f</dd>", with_units ? "the best category of every unit" : "",
+            with_units && without ? " or " : "", without ? "the most probable labels" : "", w->confidence);
     fputs("</dl>\n</header>\n<section class=\"frames\">\n<h2>Results</h2>\n<table>\n<thead><tr><th>Frame</th>"
           "<th>Time</th><th>Source</th><th>Classes</th></tr></thead>\n<tbody>\n",
           f);
@@ -248,7 +257,7 @@ static int make_thumbnail(html_state *s, const clxp_result *r, int *tw_out, int 
 
 /* ---- rows -------------------------------------------------------------------------------------------------- */
 
-static void write_row(out_writer *w, const clxp_result *r) {
+static void write_row(out_writer *w, const out_bank *b, const clxp_result *r) {
     html_state *s = w->state;
     FILE *f = w->f;
     int tw = 0, th = 0;
@@ -281,18 +290,18 @@ static void write_row(out_writer *w, const clxp_result *r) {
         if (isfinite(r->box_score)) fprintf(f, " %.2f", r->box_score);
     }
     fputs("</td><td>", f);
-    if (w->n_units == 0) {
-        int n = out_rank(r->scores, w->n_classes, w->top_k, w->confidence, s->pairs, s->idx);
+    if (b->n_units == 0) {
+        int n = out_rank(r->scores, b->n_classes, b->top_k, w->confidence, s->pairs, s->idx);
         for (int i = 0; i < n; i++) {
             fprintf(f, "%s<span class=\"p\">%.1f%%</span>", i ? "<br>" : "", 100.0 * r->scores[s->idx[i]]);
-            put_esc(f, clxp_labelbank_class_name(w->bank, s->idx[i]));
+            put_esc(f, clxp_labelbank_class_name(b->bank, s->idx[i]));
         }
     } else {
-        int n = agg_units_winners(&w->units, r->scores, s->idx);
+        int n = agg_units_winners(&b->units, r->scores, s->idx);
         for (int u = 0; u < n; u++) {
             if (s->idx[u] < 0) continue;
             fprintf(f, "%s<span class=\"p\">%.1f%%</span>", u ? "<br>" : "", 100.0 * r->scores[s->idx[u]]);
-            put_class(w, s->idx[u]);
+            put_class(w, b, s->idx[u]);
         }
     }
     fputs("</td></tr>\n", f);
@@ -303,17 +312,18 @@ static void write_row(out_writer *w, const clxp_result *r) {
 
 /* ---- chart data -------------------------------------------------------------------------------------------- */
 
-static chart_stream *chart_find(out_writer *w, const clxp_result *r) {
+static chart_stream *chart_find(out_writer *w, const out_bank *b, const clxp_result *r) {
     html_state *s = w->state;
     for (int i = 0; i < s->n_streams; i++)
-        if (s->streams[i].index == r->stream_index) return &s->streams[i];
+        if (s->streams[i].index == r->stream_index && s->streams[i].bk == b) return &s->streams[i];
     chart_stream *p = realloc(s->streams, (size_t)(s->n_streams + 1) * sizeof *p);
     if (!p) return NULL;
     s->streams = p;
     chart_stream *c = &s->streams[s->n_streams];
     memset(c, 0, sizeof *c);
-    size_t nc = (size_t)(w->n_classes > 0 ? w->n_classes : 1);
+    size_t nc = (size_t)(b->n_classes > 0 ? b->n_classes : 1);
     c->index = r->stream_index;
+    c->bk = b;
     c->media = r->media_type;
     c->stride = 1;
     int maxp = CHART_MAX_FLOATS / (int)nc;
@@ -330,8 +340,8 @@ static chart_stream *chart_find(out_writer *w, const clxp_result *r) {
 }
 
 /* Append the accumulated point (mean of acc_n results), halving the points when they are at their bound. */
-static int chart_push(out_writer *w, chart_stream *c) {
-    int nc = w->n_classes;
+static int chart_push(chart_stream *c) {
+    int nc = c->bk->n_classes;
     if (c->n_points == c->max_points) {
         for (int j = 0; j < c->n_points / 2; j++) {
             c->times[j] = 0.5 * (c->times[2 * j] + c->times[2 * j + 1]);
@@ -363,11 +373,11 @@ static int chart_push(out_writer *w, chart_stream *c) {
     return 1;
 }
 
-static int chart_add(out_writer *w, const clxp_result *r) {
-    chart_stream *c = chart_find(w, r);
+static int chart_add(out_writer *w, const out_bank *b, const clxp_result *r) {
+    chart_stream *c = chart_find(w, b, r);
     if (!c) return 0;
     c->n_seen++;
-    for (int k = 0; k < w->n_classes; k++) {
+    for (int k = 0; k < b->n_classes; k++) {
         c->sum[k] += r->scores[k];
         c->acc[k] += r->scores[k];
     }
@@ -375,17 +385,17 @@ static int chart_add(out_writer *w, const clxp_result *r) {
     c->acc_n++;
     while (c->acc_n >= c->stride) {
         int before = c->n_points;
-        if (!chart_push(w, c)) return 0;
+        if (!chart_push(c)) return 0;
         if (c->n_points > before) break;
     }
     return 1;
 }
 
-static clxp_status html_write(out_writer *w, const clxp_result *r, clxp_error *err) {
+static clxp_status html_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     html_state *s = w->state;
-    if (s->n_results == s->next_row) write_row(w, r);
+    if (s->n_results == s->next_row) write_row(w, b, r);
     s->n_results++;
-    if (r->box_index == -1 && !chart_add(w, r))
+    if (r->box_index == -1 && !chart_add(w, b, r))
         return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory for the chart", w->path);
     return CLXP_OK;
 }
@@ -404,18 +414,19 @@ static int write_chart(out_writer *w, chart_stream *c) {
     html_state *s = w->state;
     FILE *f = w->f;
     if (c->acc_n > 0) { /* the last, partial point (after a halving if the points are at their bound) */
-        if (c->n_points == c->max_points) chart_push(w, c);
-        chart_push(w, c);
+        if (c->n_points == c->max_points) chart_push(c);
+        chart_push(c);
     }
     fprintf(f, "<h2>Stream %d (%s): %" PRId64 " %s</h2>\n", c->index, c->media == 'a' ? "audio" : "video", c->n_seen,
             c->media == 'a' ? "windows" : "frames");
     if (c->n_points == 0) return 1;
 
     /* the classes of highest mean score, as floats for out_rank */
-    float *mean = malloc((size_t)(w->n_classes > 0 ? w->n_classes : 1) * sizeof *mean);
+    const out_bank *b = c->bk;
+    float *mean = malloc((size_t)(b->n_classes > 0 ? b->n_classes : 1) * sizeof *mean);
     if (!mean) return 0;
-    for (int k = 0; k < w->n_classes; k++) mean[k] = (float)(c->sum[k] / (double)c->n_seen);
-    int n_lines = out_rank(mean, w->n_classes, CHART_LINES, -INFINITY, s->pairs, s->idx);
+    for (int k = 0; k < b->n_classes; k++) mean[k] = (float)(c->sum[k] / (double)c->n_seen);
+    int n_lines = out_rank(mean, b->n_classes, CHART_LINES, -INFINITY, s->pairs, s->idx);
     free(mean);
 
     double t0 = c->times[0], t1 = c->times[c->n_points - 1];
@@ -444,25 +455,25 @@ static int write_chart(out_writer *w, chart_stream *c) {
         if (c->n_points == 1) {
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", (PLOT_L + PLOT_R) / 2.0,
                     PLOT_B - fmin(1.0, fmax(0.0, c->scores[k])) * (PLOT_B - PLOT_T), palette[l]);
-            put_class(w, k);
+            put_class(w, b, k);
             fputs("</title></circle>\n", f);
             continue;
         }
         fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.5\" points=\"", palette[l]);
         for (int j = 0; j < c->n_points; j++) {
-            double p = fmin(1.0, fmax(0.0, c->scores[(size_t)j * w->n_classes + k]));
+            double p = fmin(1.0, fmax(0.0, c->scores[(size_t)j * b->n_classes + k]));
             fprintf(f, "%s%.1f,%.1f", j ? " " : "", PLOT_L + (c->times[j] - t0) * xs,
                     PLOT_B - p * (PLOT_B - PLOT_T));
         }
         fputs("\"><title>", f);
-        put_class(w, k);
+        put_class(w, b, k);
         fputs("</title></polyline>\n", f);
     }
     fputs("</svg>\n<ul class=\"legend\">", f);
     for (int l = 0; l < n_lines; l++) {
         int k = s->idx[l];
         fprintf(f, "<li><i style=\"background:%s\"></i>", palette[l]);
-        put_class(w, k);
+        put_class(w, b, k);
         fprintf(f, " <span class=\"p\">mean %.1f%%</span></li>", 100.0 * c->sum[k] / (double)c->n_seen);
     }
     fputs("</ul>\n", f);

@@ -23,7 +23,7 @@ static void jsonl_free(void *state) {
 
 static clxp_status jsonl_begin(out_writer *w, clxp_error *err) {
     jsonl_state *s = calloc(1, sizeof *s);
-    size_t n = (size_t)(w->n_classes > w->n_units ? w->n_classes : w->n_units) + 1;
+    size_t n = (size_t)w->max_classes + 1;
     if (s) {
         s->pairs = malloc(n * sizeof *s->pairs);
         s->idx = malloc(n * sizeof *s->idx);
@@ -64,7 +64,7 @@ static cJSON *append_object(int *ok, cJSON *arr) {
 }
 
 /* The record of one result; returns 0 when out of memory. */
-static int build_record(out_writer *w, const clxp_result *r, cJSON *o) {
+static int build_record(out_writer *w, const out_bank *bk, const clxp_result *r, cJSON *o) {
     jsonl_state *s = w->state;
     int ok = 1;
     const char *input = r->input ? r->input : w->input;
@@ -89,33 +89,33 @@ static int build_record(out_writer *w, const clxp_result *r, cJSON *o) {
         put_number(&ok, b, "score", r->box_score, 6);
     }
     cJSON *arr = cJSON_CreateArray();
-    put(&ok, o, w->n_units ? "units" : "labels", arr);
+    put(&ok, o, bk->n_units ? "units" : "labels", arr);
     if (!ok) return 0;
-    if (w->n_units == 0) {
-        int n = out_rank(r->scores, w->n_classes, w->top_k, w->confidence, s->pairs, s->idx);
+    if (bk->n_units == 0) {
+        int n = out_rank(r->scores, bk->n_classes, bk->top_k, w->confidence, s->pairs, s->idx);
         for (int i = 0; i < n && ok; i++) {
             cJSON *e = append_object(&ok, arr);
-            put(&ok, e, "label", cJSON_CreateString(clxp_labelbank_class_name(w->bank, s->idx[i])));
+            put(&ok, e, "label", cJSON_CreateString(clxp_labelbank_class_name(bk->bank, s->idx[i])));
             put_number(&ok, e, "p", r->scores[s->idx[i]], 6);
         }
     } else {
-        int n = agg_units_winners(&w->units, r->scores, s->idx);
+        int n = agg_units_winners(&bk->units, r->scores, s->idx);
         for (int u = 0; u < n && ok; u++) {
             int c = s->idx[u];
             if (c < 0) continue;
             cJSON *e = append_object(&ok, arr);
-            put(&ok, e, "unit", cJSON_CreateString(clxp_labelbank_unit_name(w->bank, u)));
-            put(&ok, e, "category", cJSON_CreateString(clxp_labelbank_class_name(w->bank, c)));
+            put(&ok, e, "unit", cJSON_CreateString(clxp_labelbank_unit_name(bk->bank, u)));
+            put(&ok, e, "category", cJSON_CreateString(clxp_labelbank_class_name(bk->bank, c)));
             put_number(&ok, e, "score", r->scores[c], 6);
         }
     }
     return ok;
 }
 
-static clxp_status jsonl_write(out_writer *w, const clxp_result *r, clxp_error *err) {
+static clxp_status jsonl_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     cJSON *o = cJSON_CreateObject();
     char *line = NULL;
-    if (o && build_record(w, r, o)) line = cJSON_PrintUnformatted(o);
+    if (o && build_record(w, b, r, o)) line = cJSON_PrintUnformatted(o);
     cJSON_Delete(o);
     if (!line) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
     fputs(line, w->f);

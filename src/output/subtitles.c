@@ -12,6 +12,7 @@
 typedef struct sub_state {
     int vtt;
     int locked, stream;      /* the stream the cues follow, once a result was seen */
+    const out_bank *bk;      /* and its bank */
     int n_key;               /* winners per result: 1 (labels) or n_units */
     int *key, *cur;          /* the run's winners, the current result's */
     double *sum;             /* per winner: sum of its score over the run */
@@ -41,8 +42,7 @@ static clxp_status sub_begin(out_writer *w, clxp_error *err) {
     w->state = s;
     if (!s) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
     s->vtt = w->fmt == OUT_VTT;
-    s->n_key = agg_units_n_winners(&w->units);
-    size_t n = (size_t)(s->n_key > 0 ? s->n_key : 1);
+    size_t n = (size_t)w->max_classes + 1; /* room for the winners of any bank */
     s->key = malloc(n * sizeof *s->key);
     s->cur = malloc(n * sizeof *s->cur);
     s->sum = malloc(n * sizeof *s->sum);
@@ -89,9 +89,9 @@ static clxp_status emit_run(out_writer *w, double end, clxp_error *err) {
         char pct[32];
         snprintf(pct, sizeof pct, " (%d%%)", (int)lround(100.0 * mean));
         int ok = (!lines || text_append(s, &len, "\n")) &&
-                 (!w->n_units || (text_append(s, &len, clxp_labelbank_unit_name(w->bank, i)) &&
-                                  text_append(s, &len, ": "))) &&
-                 text_append(s, &len, clxp_labelbank_class_name(w->bank, c)) && text_append(s, &len, pct);
+                 (!s->bk->n_units || (text_append(s, &len, clxp_labelbank_unit_name(s->bk->bank, i)) &&
+                                      text_append(s, &len, ": "))) &&
+                 text_append(s, &len, clxp_labelbank_class_name(s->bk->bank, c)) && text_append(s, &len, pct);
         if (!ok) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
         lines++;
     }
@@ -107,14 +107,16 @@ static clxp_status emit_run(out_writer *w, double end, clxp_error *err) {
     return out_check_stream(w, err);
 }
 
-static clxp_status sub_write(out_writer *w, const clxp_result *r, clxp_error *err) {
+static clxp_status sub_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     sub_state *s = w->state;
     if (r->box_index != -1) return CLXP_OK;
     if (!s->locked) {
         s->locked = 1;
         s->stream = r->stream_index;
+        s->bk = b;
+        s->n_key = agg_units_n_winners(&b->units);
     }
-    if (r->stream_index != s->stream || s->n_key <= 0) return CLXP_OK;
+    if (r->stream_index != s->stream || b != s->bk || s->n_key <= 0) return CLXP_OK;
     if (s->have_prev && r->time > s->prev_time) {
         s->spacing[s->spacing_pos] = r->time - s->prev_time;
         s->spacing_pos = (s->spacing_pos + 1) % SPACING_RING;
@@ -123,7 +125,7 @@ static clxp_status sub_write(out_writer *w, const clxp_result *r, clxp_error *er
     s->have_prev = 1;
     s->prev_time = r->time;
 
-    agg_units_winners(&w->units, r->scores, s->cur);
+    agg_units_winners(&b->units, r->scores, s->cur);
     clxp_status st = CLXP_OK;
     if (s->n > 0 && memcmp(s->cur, s->key, (size_t)s->n_key * sizeof *s->key) != 0) {
         st = emit_run(w, r->time, err);

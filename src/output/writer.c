@@ -225,7 +225,7 @@ static clxp_status open_file(out_writer *w, const out_options *o, clxp_error *er
 
 static void free_writer(out_writer *w) {
     if (w->ops && w->ops->free_state) w->ops->free_state(w->state);
-    agg_units_free(&w->units);
+    for (int i = 0; i < w->n_banks; i++) agg_units_free(&w->banks[i].units);
     free(w->path);
     free(w->target);
     free(w->tmp);
@@ -244,11 +244,26 @@ void out_abort(out_writer *w) {
 
 const char *out_partial_path(const out_writer *w) { return w ? w->tmp : NULL; }
 
+const out_bank *out_bank_of(const out_writer *w, const clxp_result *r) {
+    if (!r->bank) return &w->banks[0];
+    for (int i = 0; i < w->n_banks; i++)
+        if (w->banks[i].bank == r->bank) return &w->banks[i];
+    return NULL;
+}
+
 clxp_status out_open(const char *path, out_format fmt, const clxp_labelbank *bank, const out_options *o,
                      out_writer **out, clxp_error *err) {
+    return out_open_banks(path, fmt, &bank, 1, o, out, err);
+}
+
+clxp_status out_open_banks(const char *path, out_format fmt, const clxp_labelbank *const *banks, int n_banks,
+                           const out_options *o, out_writer **out, clxp_error *err) {
     *out = NULL;
     if (!path || !*path) return clxp_err_set(err, CLXP_ERR_INVALID, "empty output path");
-    if (!bank) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no label bank", path);
+    if (!banks || n_banks < 1 || n_banks > OUT_MAX_BANKS)
+        return clxp_err_set(err, CLXP_ERR_INVALID, "%s: 1 to %d label banks are needed", path, OUT_MAX_BANKS);
+    for (int i = 0; i < n_banks; i++)
+        if (!banks[i]) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no label bank", path);
     const out_format_ops *ops = ops_for(fmt);
     if (!ops) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: unknown output format %d", path, (int)fmt);
     const out_options defaults = {0};
@@ -257,18 +272,25 @@ clxp_status out_open(const char *path, out_format fmt, const clxp_labelbank *ban
     out_writer *w = calloc(1, sizeof *w);
     if (!w) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     w->fmt = fmt;
-    w->bank = bank;
-    w->n_classes = clxp_labelbank_n_classes(bank);
-    w->n_units = clxp_labelbank_n_units(bank);
-    w->top_k = o->top_k <= 0 || o->top_k > w->n_classes ? w->n_classes : o->top_k;
+    int banks_ok = 1;
+    for (int i = 0; i < n_banks; i++) {
+        out_bank *b = &w->banks[i];
+        b->bank = banks[i];
+        b->n_classes = clxp_labelbank_n_classes(banks[i]);
+        b->n_units = clxp_labelbank_n_units(banks[i]);
+        b->top_k = o->top_k <= 0 || o->top_k > b->n_classes ? b->n_classes : o->top_k;
+        if (b->n_classes > w->max_classes) w->max_classes = b->n_classes;
+        if (b->n_units > w->max_classes) w->max_classes = b->n_units;
+        w->n_banks = i + 1;
+        if (agg_units_init(&b->units, banks[i]) != CLXP_OK) banks_ok = 0;
+    }
     w->confidence = o->confidence;
     w->overwrite = o->overwrite;
     w->path = strdup(path);
     w->input = dup_or_null(o->input);
     w->model = dup_or_null(o->model);
     clxp_status st = CLXP_OK;
-    if (!w->path || (o->input && !w->input) || (o->model && !w->model) ||
-        agg_units_init(&w->units, bank) != CLXP_OK) {
+    if (!w->path || (o->input && !w->input) || (o->model && !w->model) || !banks_ok) {
         free_writer(w);
         return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     }
@@ -308,10 +330,14 @@ clxp_status out_write(out_writer *w, const clxp_result *r, clxp_error *err) {
         return w->failed.code;
     }
     clxp_status st;
-    if (r->n_classes != w->n_classes || (r->n_classes > 0 && !r->scores))
+    const out_bank *b = out_bank_of(w, r);
+    if (!b)
+        st = clxp_err_set(err, CLXP_ERR_INVALID, "%s: a result of a label bank this output was not opened with",
+                          w->path);
+    else if (r->n_classes != b->n_classes || (r->n_classes > 0 && !r->scores))
         st = clxp_err_set(err, CLXP_ERR_INVALID, "%s: a result has %d scores, the label bank has %d classes",
-                          w->path, r->n_classes, w->n_classes);
-    else st = w->ops->write(w, r, err);
+                          w->path, r->n_classes, b->n_classes);
+    else st = w->ops->write(w, b, r, err);
     if (st == CLXP_OK) st = out_check_stream(w, err);
     return st == CLXP_OK ? CLXP_OK : fail(w, st, err);
 }

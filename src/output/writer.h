@@ -93,7 +93,16 @@ const char *out_format_name(out_format f);
  * (top_k 0, confidence 0, no overwrite). The option strings are copied. */
 clxp_status out_open(const char *path, out_format fmt, const clxp_labelbank *bank, const out_options *o,
                      out_writer **out, clxp_error *err);
-/* Write one result (r->n_classes must be the bank's class count). After a failure every later call fails too. */
+/* The same for the results of several label banks (at most OUT_MAX_BANKS), e.g. a combined video + audio run
+ * (clxp_run_file_av): each result is written with the labels (or units and categories) of its own bank,
+ * clxp_result.bank (NULL: banks[0]); a result of another bank is CLXP_ERR_INVALID. The formats stay the same:
+ * jsonl records and html rows name the result's labels, the csv summary has rows for every stream (each stream
+ * with its bank's labels), the html report a chart per stream; subtitles follow one stream (the first that
+ * produces a result). */
+#define OUT_MAX_BANKS 4
+clxp_status out_open_banks(const char *path, out_format fmt, const clxp_labelbank *const *banks, int n_banks,
+                           const out_options *o, out_writer **out, clxp_error *err);
+/* Write one result (r->n_classes must be its bank's class count). After a failure every later call fails too. */
 clxp_status out_write(out_writer *w, const clxp_result *r, clxp_error *err);
 /* Finish (summary etc.), fsync, rename over path; frees w even on error (the temporary file is then removed). */
 clxp_status out_close(out_writer *w, clxp_error *err);

@@ -9,9 +9,18 @@
 #include "classify/aggregate.h"
 #include "output/writer.h"
 
+/* One label bank of the writer and what the formats need of it. */
+typedef struct out_bank {
+    const clxp_labelbank *bank;
+    agg_units units;            /* the bank's units (categories) */
+    int n_classes, n_units;
+    int top_k;                  /* 0 = all, clamped to n_classes */
+} out_bank;
+
 typedef struct out_format_ops {
     clxp_status (*begin)(out_writer *w, clxp_error *err);  /* allocate w->state, write the header */
-    clxp_status (*write)(out_writer *w, const clxp_result *r, clxp_error *err);
+    /* b: the bank of r (r->n_classes == b->n_classes, checked) */
+    clxp_status (*write)(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err);
     clxp_status (*finish)(out_writer *w, clxp_error *err); /* write what is left (summary, trailer) */
     void (*free_state)(void *state);                        /* NULL ok */
 } out_format_ops;
@@ -26,14 +35,16 @@ struct out_writer {
     char *tmp;                  /* the temporary file; NULL when writing directly */
     int is_stdout;
     int overwrite;
-    const clxp_labelbank *bank;
-    agg_units units;            /* the bank's units (categories) */
-    int n_classes, n_units;
-    int top_k;                  /* 0 = all, clamped to n_classes */
+    out_bank banks[OUT_MAX_BANKS]; /* results name theirs in clxp_result.bank (NULL: banks[0]) */
+    int n_banks;
+    int max_classes;            /* the largest n_classes or n_units of the banks (scratch sizes) */
     float confidence;
     char *input, *model;        /* copies of the options' strings, may be NULL */
     clxp_error failed;          /* sticky: code CLXP_OK until a call fails, then that call's error */
 };
+
+/* The writer's entry for r's bank, or NULL when it has none. */
+const out_bank *out_bank_of(const out_writer *w, const clxp_result *r);
 
 extern const out_format_ops out_jsonl_ops, out_csv_ops, out_srt_ops, out_vtt_ops, out_html_ops;
 
