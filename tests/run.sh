@@ -1,5 +1,5 @@
 #!/bin/sh
-# Runs every test binary in $BUILD/tests and the shell tests in tests/*.sh; prints "N passed, N failed".
+# Runs every test binary in $BUILD/tests and the shell tests in tests/cli/*.sh and tests/hostile/*.sh; prints "N passed, N failed".
 BUILD=${BUILD:-build}
 passed=0
 failed=0
@@ -25,7 +25,7 @@ for t in "$BUILD"/tests/test_*; do
     passed=$((passed + p))
     failed=$((failed + f))
 done
-for s in tests/cli/test_*.sh; do
+for s in tests/cli/test_*.sh tests/hostile/test_*.sh; do
     [ -f "$s" ] || continue
     echo "== $(basename "$s")"
     out=$(BUILD="$BUILD" sh "$s" 2>&1)
