@@ -9,6 +9,9 @@
 #include "util/json.h"
 #include "test.h"
 
+/* the golden comparisons are for the exact fp32 path (bf16: tests/test_precision.c) */
+static const clxp_load_options g_fp32 = {.precision = CLXP_PRECISION_FP32};
+
 #define EMB_ABS_TOL 1e-5
 
 static int load_prompts(const char *dir, char ***out) {
@@ -31,7 +34,7 @@ static void check_texts(const char *dir) {
     REQUIRE(n == 16);
     clxp_error err = {0};
     clxp_model *m = NULL;
-    REQUIRE(clxp_model_load(test_data(dir), NULL, &m, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data(dir), &g_fp32, &m, &err) == CLXP_OK);
     const int dim = clxp_model_get_info(m)->embed_dim;
     float *emb = malloc((size_t)n * dim * sizeof *emb), *rev = malloc((size_t)n * dim * sizeof *rev);
     CHECK(clxp_encode_texts(m, (const char *const *)prompts, n, emb, &err) == CLXP_OK);
@@ -73,8 +76,8 @@ TEST(clap_fused_texts) { check_texts("clap-tiny-fused"); }
 TEST(wrong_media_for_model) {
     clxp_error err = {0};
     clxp_model *clap = NULL, *clip = NULL;
-    REQUIRE(clxp_model_load(test_data("clap-tiny-unfused"), NULL, &clap, &err) == CLXP_OK);
-    REQUIRE(clxp_model_load(test_data("clip-tiny-quickgelu"), NULL, &clip, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data("clap-tiny-unfused"), &g_fp32, &clap, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data("clip-tiny-quickgelu"), &g_fp32, &clip, &err) == CLXP_OK);
     uint8_t px[3] = {1, 2, 3};
     clxp_image im = {px, 1, 1, 3};
     float emb[64], wave[16] = {0};
@@ -93,8 +96,8 @@ TEST(wrong_media_for_model) {
 TEST(label_bank_save_load) {
     clxp_error err = {0};
     clxp_model *m = NULL, *other = NULL;
-    REQUIRE(clxp_model_load(test_data("clip-tiny-quickgelu"), NULL, &m, &err) == CLXP_OK);
-    REQUIRE(clxp_model_load(test_data("clip-tiny-gelu"), NULL, &other, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data("clip-tiny-quickgelu"), &g_fp32, &m, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data("clip-tiny-gelu"), &g_fp32, &other, &err) == CLXP_OK);
     char dir[256];
     snprintf(dir, sizeof dir, "%s/clxp-bank-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     REQUIRE(mkdtemp(dir));

@@ -12,6 +12,9 @@
 #include "io/safetensors_write.h"
 #include "test.h"
 
+/* the golden comparisons are for the exact fp32 path (bf16: tests/test_precision.c) */
+static const clxp_load_options g_fp32 = {.precision = CLXP_PRECISION_FP32};
+
 #define SRC "clip-tiny-quickgelu"
 
 static int rm_entry(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
@@ -43,7 +46,7 @@ static char *make_dir(void) {
 /* Image + text embeddings of a model dir on two golden images and three prompts. */
 static int embed(const char *dir, float *out, clxp_error *err) {
     clxp_model *m = NULL;
-    if (clxp_model_load(dir, NULL, &m, err) != CLXP_OK) return -1;
+    if (clxp_model_load(dir, &g_fp32, &m, err) != CLXP_OK) return -1;
     const int d = clxp_model_get_info(m)->embed_dim;
     char p0[1024], p1[1024];
     snprintf(p0, sizeof p0, "%s/golden/inputs/img0_gradient_64x48.png", test_data(SRC));

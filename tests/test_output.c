@@ -24,6 +24,9 @@
 #include "test.h"
 #include "util/fileio.h"
 
+/* the golden comparisons are for the exact fp32 path (bf16: tests/test_precision.c) */
+static const clxp_load_options g_fp32 = {.precision = CLXP_PRECISION_FP32};
+
 static clxp_model *g_model;
 static clxp_labelbank *g_labels; /* cat | dog "big", brown | café <b>& */
 static clxp_labelbank *g_cats;   /* [Scene] Day, Night  [Crowd] Empty, Busy */
@@ -759,7 +762,7 @@ TEST(fifo_written_directly) {
 
 int main(void) {
     clxp_error err = {0};
-    if (clxp_model_load(test_data("clip-tiny-quickgelu"), NULL, &g_model, &err) != CLXP_OK ||
+    if (clxp_model_load(test_data("clip-tiny-quickgelu"), &g_fp32, &g_model, &err) != CLXP_OK ||
         clxp_labelbank_create(g_model, label_names, 3, NULL, 0, &g_labels, &err) != CLXP_OK) {
         printf("setup: %s\n", err.msg);
         clxp_model_free(g_model);

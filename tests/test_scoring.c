@@ -7,6 +7,9 @@
 #include "io/safetensors.h"
 #include "test.h"
 
+/* the golden comparisons are for the exact fp32 path (bf16: tests/test_precision.c) */
+static const clxp_load_options g_fp32 = {.precision = CLXP_PRECISION_FP32};
+
 TEST(categories_hand_computed) {
     /* [U1] (A) p0 p1 (B) p2   [U2] (C) p3 (D) p4 */
     const char *txt = "[U1]\n(A)\np0\np1\n(B)\np2\n[U2]\n(C)\np3\n(D)\np4\n";
@@ -56,7 +59,7 @@ TEST(categories_against_golden_logits) {
     clxp_error err = {0};
     clxp_model *m = NULL;
     clxp_labelbank *bank = NULL;
-    REQUIRE(clxp_model_load(test_data(dir), NULL, &m, &err) == CLXP_OK);
+    REQUIRE(clxp_model_load(test_data(dir), &g_fp32, &m, &err) == CLXP_OK);
     CHECK(clxp_labelbank_load_file(m, path, NULL, 0, &bank, &err) == CLXP_OK);
     unlink(path);
     REQUIRE(bank);

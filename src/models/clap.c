@@ -281,14 +281,103 @@ static int ignorable(const char *name) {
     return 0;
 }
 
+/* The matrices of every layer, in a fixed order (for plain initialisation, packing and release). */
+static int model_matrices(clap_model *m, nn_matrix **out, int cap) {
+    int n = 0;
+#define ADD(mat) \
+    do { \
+        if (n < cap) out[n] = (mat); \
+        n++; \
+    } while (0)
+    ADD(&m->patch);
+    for (int s = 0; s < m->cfg.audio.n_stages && s < CLAP_MAX_STAGES; s++) {
+        clap_swin_stage *sg = &m->stages[s];
+        for (int i = 0; sg->blocks && i < sg->depth; i++) {
+            ADD(&sg->blocks[i].qkv);
+            ADD(&sg->blocks[i].o);
+            ADD(&sg->blocks[i].fc1);
+            ADD(&sg->blocks[i].fc2);
+        }
+        if (sg->merge_w) ADD(&sg->merge);
+    }
+    for (int i = 0; m->tlayers && i < m->cfg.text.layers; i++) {
+        ADD(&m->tlayers[i].qkv);
+        ADD(&m->tlayers[i].o);
+        ADD(&m->tlayers[i].fc1);
+        ADD(&m->tlayers[i].fc2);
+    }
+#undef ADD
+    return n;
+}
+
+/* After loading: every matrix refers to its plain fp32 weight. */
+static void init_matrices(clap_model *m) {
+    const clap_audio_config *a = &m->cfg.audio;
+    m->patch = nn_matrix_plain(m->patch_w, a->patch_embeds_hidden_size, a->patch_size * a->patch_size);
+    for (int s = 0; s < a->n_stages; s++) {
+        clap_swin_stage *sg = &m->stages[s];
+        const int D = sg->dim;
+        for (int i = 0; i < sg->depth; i++) {
+            clap_swin_block *bk = &sg->blocks[i];
+            bk->qkv = nn_matrix_plain(bk->qkv_w, 3 * D, D);
+            bk->o = nn_matrix_plain(bk->o_w, D, D);
+            bk->fc1 = nn_matrix_plain(bk->fc1_w, sg->mlp, D);
+            bk->fc2 = nn_matrix_plain(bk->fc2_w, D, sg->mlp);
+        }
+        if (sg->merge_w) sg->merge = nn_matrix_plain(sg->merge_w, 2 * D, 4 * D);
+    }
+    const int D = m->cfg.text.hidden, I = m->cfg.text.intermediate;
+    for (int i = 0; i < m->cfg.text.layers; i++) {
+        clap_text_layer *l = &m->tlayers[i];
+        l->qkv = nn_matrix_plain(l->qkv_w, 3 * D, D);
+        l->o = nn_matrix_plain(l->o_w, D, D);
+        l->fc1 = nn_matrix_plain(l->fc1_w, I, D);
+        l->fc2 = nn_matrix_plain(l->fc2_w, D, I);
+    }
+}
+
+clxp_status clap_model_pack(clap_model *m, nn_precision prec, clxp_error *err) {
+    if (m->packed) return clxp_err_set(err, CLXP_ERR_INTERNAL, "clap_model_pack: already packed");
+    const int n = model_matrices(m, NULL, 0);
+    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
+    if (!mats) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    model_matrices(m, mats, n);
+    clxp_status st = nn_engine_create(&m->eng, err);
+    for (int i = 0; i < n && st == CLXP_OK; i++) st = nn_matrix_pack(mats[i], m->eng, prec, err);
+    free(mats);
+    if (st != CLXP_OK) return st;
+    /* the concatenated q|k|v copies are no longer needed */
+    for (int s = 0; s < m->cfg.audio.n_stages; s++)
+        for (int i = 0; i < m->stages[s].depth; i++) {
+            free(m->stages[s].blocks[i].qkv_w);
+            m->stages[s].blocks[i].qkv_w = NULL;
+        }
+    for (int i = 0; i < m->cfg.text.layers; i++) {
+        free(m->tlayers[i].qkv_w);
+        m->tlayers[i].qkv_w = NULL;
+    }
+    m->packed = 1;
+    m->prec = prec;
+    weights_release_pages(m->w);
+    return CLXP_OK;
+}
+
 clxp_status clap_model_load(const char *dir, clap_model **out, clxp_error *err) {
+    return clap_model_load_weights(dir, NULL, out, err);
+}
+
+clxp_status clap_model_load_weights(const char *dir, weights *w, clap_model **out, clxp_error *err) {
     *out = NULL;
     clap_model *m = calloc(1, sizeof *m);
-    if (!m) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (!m) {
+        weights_free(w);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    m->w = w;
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     clxp_status st = clap_config_load(cfg_path, &m->cfg, err);
-    if (st == CLXP_OK) st = weights_open_dir(dir, &m->w, err);
+    if (st == CLXP_OK && !m->w) st = weights_open_dir(dir, &m->w, err);
     if (st != CLXP_OK) {
         clap_model_free(m);
         return st;
@@ -303,12 +392,21 @@ clxp_status clap_model_load(const char *dir, clap_model **out, clxp_error *err) 
         clap_model_free(m);
         return L.st;
     }
+    init_matrices(m);
     *out = m;
     return CLXP_OK;
 }
 
 void clap_model_free(clap_model *m) {
     if (!m) return;
+    const int n = model_matrices(m, NULL, 0);
+    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
+    if (mats) {
+        model_matrices(m, mats, n);
+        for (int i = 0; i < n; i++) nn_matrix_release(mats[i]);
+        free(mats);
+    }
+    nn_engine_free(m->eng);
     free_bn(&m->in_bn);
     free_bn(&m->aff_local.bn1);
     free_bn(&m->aff_local.bn2);
@@ -571,7 +669,7 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
                 const float *s0 = img + (size_t)b * C * S * S + (size_t)gy * P * S + (size_t)gx * P;
                 for (int ky = 0; ky < P; ky++) memcpy(d + (size_t)ky * P, s0 + (size_t)ky * S, (size_t)P * sizeof *d);
             }
-    st = nn_linear(colb, B * N0, P * P, m->patch_w, m->patch_b, D0, x, 0, err);
+    st = nn_linear_m(&m->patch, colb, B * N0, m->patch_b, x, 0, err);
     if (st == CLXP_OK && nl > 0) {
         /* fusion: channels 1..3 of the longer clips through mel_conv2d (kernel P x 3P) */
         const int K = 3 * P * P;
@@ -620,15 +718,15 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
             /* x += attn(LN(x)), computed on the rows gathered in (shifted) window order */
             nn_layernorm(x, rows, D, bk->ln1_w, bk->ln1_b, (float)a->layer_norm_eps, att);
             swin_gather(att, B, R, R, D, ws, bk->shift, h);
-            if ((st = nn_linear(h, rows, D, bk->qkv_w, bk->qkv_b, 3 * D, qkv, 0, err)) != CLXP_OK) break;
+            if ((st = nn_linear_m(&bk->qkv, h, rows, bk->qkv_b, qkv, 0, err)) != CLXP_OK) break;
             swin_window_attention(qkv, B * nW, N, D, sg->heads, bk->bias, bk->shift ? sg->mask : NULL, nW, att, work);
-            if ((st = nn_linear(att, rows, D, bk->o_w, bk->o_b, D, h, 0, err)) != CLXP_OK) break;
+            if ((st = nn_linear_m(&bk->o, att, rows, bk->o_b, h, 0, err)) != CLXP_OK) break;
             swin_scatter_add(h, B, R, R, D, ws, bk->shift, x);
             /* x += MLP(LN(x)) */
             nn_layernorm(x, rows, D, bk->ln2_w, bk->ln2_b, (float)a->layer_norm_eps, h);
-            if ((st = nn_linear(h, rows, D, bk->fc1_w, bk->fc1_b, sg->mlp, mlpb, 0, err)) != CLXP_OK) break;
+            if ((st = nn_linear_m(&bk->fc1, h, rows, bk->fc1_b, mlpb, 0, err)) != CLXP_OK) break;
             nn_activation(mlpb, (size_t)rows * sg->mlp, act_of(a->hidden_act));
-            st = nn_linear(mlpb, rows, sg->mlp, bk->fc2_w, bk->fc2_b, D, x, 1, err);
+            st = nn_linear_m(&bk->fc2, mlpb, rows, bk->fc2_b, x, 1, err);
         }
         if (st != CLXP_OK) break;
         if (sg->merge_w) {
@@ -636,7 +734,7 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
             emit_map(hook, ctx, name, x, B, R, R, D, hookb);
             merge_gather(x, B, R, D, h);
             nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, TORCH_NORM_EPS, h);
-            if ((st = nn_linear(h, rows / 4, 4 * D, sg->merge_w, NULL, 2 * D, x, 0, err)) != CLXP_OK) break;
+            if ((st = nn_linear_m(&sg->merge, h, rows / 4, NULL, x, 0, err)) != CLXP_OK) break;
             snprintf(name, sizeof name, "audio.hidden_states.%d", s + 1);
             emit_map(hook, ctx, name, x, B, R / 2, R / 2, 2 * D, hookb);
         } else {
@@ -740,14 +838,14 @@ clxp_status clap_encode_tokens(clap_model *m, const int32_t *ids, const int32_t 
     char name[64];
     for (int i = 0; i < c->layers && st == CLXP_OK; i++) {
         const clap_text_layer *l = &m->tlayers[i];
-        if ((st = nn_linear(x, rows, D, l->qkv_w, l->qkv_b, 3 * D, qkv, 0, err)) != CLXP_OK) break;
+        if ((st = nn_linear_m(&l->qkv, x, rows, l->qkv_b, qkv, 0, err)) != CLXP_OK) break;
         nn_attention(qkv, B, Tc, D, c->heads, 0, km, att, work);
-        if ((st = nn_linear(att, rows, D, l->o_w, l->o_b, D, h, 0, err)) != CLXP_OK) break;
+        if ((st = nn_linear_m(&l->o, att, rows, l->o_b, h, 0, err)) != CLXP_OK) break;
         for (size_t k = 0; k < (size_t)rows * D; k++) h[k] += x[k];
         nn_layernorm(h, rows, D, l->ln1_w, l->ln1_b, (float)c->layer_norm_eps, x);
-        if ((st = nn_linear(x, rows, D, l->fc1_w, l->fc1_b, I, mlp, 0, err)) != CLXP_OK) break;
+        if ((st = nn_linear_m(&l->fc1, x, rows, l->fc1_b, mlp, 0, err)) != CLXP_OK) break;
         nn_activation(mlp, (size_t)rows * I, act_of(c->hidden_act));
-        if ((st = nn_linear(mlp, rows, I, l->fc2_w, l->fc2_b, D, h, 0, err)) != CLXP_OK) break;
+        if ((st = nn_linear_m(&l->fc2, mlp, rows, l->fc2_b, h, 0, err)) != CLXP_OK) break;
         for (size_t k = 0; k < (size_t)rows * D; k++) h[k] += x[k];
         nn_layernorm(h, rows, D, l->ln2_w, l->ln2_b, (float)c->layer_norm_eps, x);
         snprintf(name, sizeof name, "text.hidden_states.%d", i + 1);

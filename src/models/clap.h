@@ -31,6 +31,7 @@
 #include "clxp.h"
 #include "io/clap_config.h"
 #include "io/weights.h"
+#include "nn/gemm.h"
 
 /* Observes intermediate tensors, named and laid out as in the golden files (e.g. "audio.hidden_states.2"
  * [B, C, H, W], "text.hidden_states.1" [B, T, D]); for tests and debugging. data is only valid during the call. */
@@ -40,6 +41,7 @@ typedef struct clap_swin_block {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
     float *qkv_w, *qkv_b; /* q | k | v packed into one [3D, D] matrix (owned; bias NULL without qkv_bias) */
     const float *o_w, *o_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    nn_matrix qkv, o, fc1, fc2; /* the four matrices above as the GEMMs use them (clap_model_pack) */
     float *bias; /* relative position bias expanded to [heads, N, N] (owned) */
     int shift;   /* 0 or window / 2 */
 } clap_swin_block;
@@ -48,6 +50,7 @@ typedef struct clap_swin_stage {
     int dim, res, heads, depth, window, mlp;
     clap_swin_block *blocks;
     const float *merge_ln_w, *merge_ln_b, *merge_w; /* patch merging (NULL after the last stage) */
+    nn_matrix merge;
     float *mask;                                    /* [nW, N, N] shift mask (owned; NULL when nothing shifts) */
 } clap_swin_stage;
 
@@ -65,6 +68,7 @@ typedef struct clap_aff_branch {
 typedef struct clap_text_layer {
     float *qkv_w, *qkv_b; /* packed, owned */
     const float *o_w, *o_b, *ln1_w, *ln1_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b, *ln2_w, *ln2_b;
+    nn_matrix qkv, o, fc1, fc2;
 } clap_text_layer;
 
 typedef struct clap_model {
@@ -73,6 +77,7 @@ typedef struct clap_model {
     /* audio */
     clap_bn in_bn; /* over the mel bins */
     const float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
+    nn_matrix patch;
     const float *mel_conv_w, *mel_conv_b; /* fusion only */
     clap_aff_branch aff_local, aff_global;
     clap_swin_stage stages[CLAP_MAX_STAGES];
@@ -84,6 +89,9 @@ typedef struct clap_model {
     const float *pool_w, *pool_b;
     const float *tproj1_w, *tproj1_b, *tproj2_w, *tproj2_b;
     float logit_scale_a, logit_scale_t; /* raw (log space) */
+    nn_engine *eng; /* set by clap_model_pack */
+    int packed;     /* 0: plain fp32 weights (dnnl_sgemm); 1: the matrices above packed in `prec` */
+    nn_precision prec;
     /* activation arena, grown to the largest call seen */
     float *arena;
     size_t arena_cap;
@@ -93,7 +101,13 @@ typedef struct clap_model {
  * an error (the buffers position_ids, token_type_ids, num_batches_tracked and relative_position_index excepted;
  * a stored relative_position_index must match the one computed here). */
 clxp_status clap_model_load(const char *dir, clap_model **out, clxp_error *err);
+/* The same with the weights already in hand (w != NULL: taken over, freed on failure too; NULL: opened from dir). */
+clxp_status clap_model_load_weights(const char *dir, weights *w, clap_model **out, clxp_error *err);
 void clap_model_free(clap_model *m);
+
+/* Pack the large linear weights of both towers (Swin blocks, patch merging and embedding, RoBERTa layers) once in
+ * fp32 or bf16 (nn/gemm.h); the small ones (projections, pooler, fusion convolutions) stay plain fp32. */
+clxp_status clap_model_pack(clap_model *m, nn_precision prec, clxp_error *err);
 
 /* Frames the audio tower accepts at most (spec_size * freq_ratio = 1024); the feature extractor gives 1001. */
 int clap_max_frames(const clap_model *m);

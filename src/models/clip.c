@@ -48,30 +48,26 @@ static clxp_status load_layers(loader *L, const char *prefix, const clip_tower_c
         l->ln1_b = get(L, D1(D), "%s.encoder.layers.%d.layer_norm1.bias", p, i);
         l->ln2_w = get(L, D1(D), "%s.encoder.layers.%d.layer_norm2.weight", p, i);
         l->ln2_b = get(L, D1(D), "%s.encoder.layers.%d.layer_norm2.bias", p, i);
-        const float *qw = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.q_proj.weight", p, i);
+        l->q_w = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.q_proj.weight", p, i);
         const float *qb = get(L, D1(D), "%s.encoder.layers.%d.self_attn.q_proj.bias", p, i);
-        const float *kw = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.k_proj.weight", p, i);
+        l->k_w = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.k_proj.weight", p, i);
         const float *kb = get(L, D1(D), "%s.encoder.layers.%d.self_attn.k_proj.bias", p, i);
-        const float *vw = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.v_proj.weight", p, i);
+        l->v_w = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.v_proj.weight", p, i);
         const float *vb = get(L, D1(D), "%s.encoder.layers.%d.self_attn.v_proj.bias", p, i);
-        l->o_w = get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.out_proj.weight", p, i);
+        l->o = nn_matrix_plain(get(L, D2(D, D), "%s.encoder.layers.%d.self_attn.out_proj.weight", p, i), D, D);
         l->o_b = get(L, D1(D), "%s.encoder.layers.%d.self_attn.out_proj.bias", p, i);
-        l->fc1_w = get(L, D2(F, D), "%s.encoder.layers.%d.mlp.fc1.weight", p, i);
+        l->fc1 = nn_matrix_plain(get(L, D2(F, D), "%s.encoder.layers.%d.mlp.fc1.weight", p, i), F, D);
         l->fc1_b = get(L, D1(F), "%s.encoder.layers.%d.mlp.fc1.bias", p, i);
-        l->fc2_w = get(L, D2(D, F), "%s.encoder.layers.%d.mlp.fc2.weight", p, i);
+        l->fc2 = nn_matrix_plain(get(L, D2(D, F), "%s.encoder.layers.%d.mlp.fc2.weight", p, i), D, F);
         l->fc2_b = get(L, D1(D), "%s.encoder.layers.%d.mlp.fc2.bias", p, i);
         if (L->st != CLXP_OK) break;
-        /* Pack q|k|v so one GEMM produces all three. */
-        size_t dd = (size_t)D * (size_t)D;
-        l->qkv_w = malloc(3 * dd * sizeof(float));
+        /* q|k|v biases side by side: one [3D] row added to the [rows, 3D] product */
         l->qkv_b = malloc(3 * (size_t)D * sizeof(float));
-        if (!l->qkv_w || !l->qkv_b) return L->st = clxp_err_set(L->err, CLXP_ERR_NOMEM, "out of memory");
-        memcpy(l->qkv_w, qw, dd * sizeof(float));
-        memcpy(l->qkv_w + dd, kw, dd * sizeof(float));
-        memcpy(l->qkv_w + 2 * dd, vw, dd * sizeof(float));
+        if (!l->qkv_b) return L->st = clxp_err_set(L->err, CLXP_ERR_NOMEM, "out of memory");
         memcpy(l->qkv_b, qb, (size_t)D * sizeof(float));
         memcpy(l->qkv_b + D, kb, (size_t)D * sizeof(float));
         memcpy(l->qkv_b + 2 * D, vb, (size_t)D * sizeof(float));
+        l->qkv = nn_matrix_plain(NULL, 3 * (int)D, (int)D);
     }
     return L->st;
 }
@@ -79,8 +75,11 @@ static clxp_status load_layers(loader *L, const char *prefix, const clip_tower_c
 static void free_layers(clip_layer *ls, int n) {
     if (!ls) return;
     for (int i = 0; i < n; i++) {
-        free(ls[i].qkv_w);
         free(ls[i].qkv_b);
+        nn_matrix_release(&ls[i].qkv);
+        nn_matrix_release(&ls[i].o);
+        nn_matrix_release(&ls[i].fc1);
+        nn_matrix_release(&ls[i].fc2);
     }
     free(ls);
 }
@@ -94,13 +93,21 @@ static int ignorable(const char *name) {
 }
 
 clxp_status clip_model_load(const char *dir, clip_model **out, clxp_error *err) {
+    return clip_model_load_weights(dir, NULL, out, err);
+}
+
+clxp_status clip_model_load_weights(const char *dir, weights *w, clip_model **out, clxp_error *err) {
     *out = NULL;
     clip_model *m = calloc(1, sizeof *m);
-    if (!m) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (!m) {
+        weights_free(w);
+        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
+    m->w = w;
     char cfg_path[4096];
     snprintf(cfg_path, sizeof cfg_path, "%s/config.json", dir);
     clxp_status st = clip_config_load(cfg_path, &m->cfg, err);
-    if (st == CLXP_OK) st = weights_open_dir(dir, &m->w, err);
+    if (st == CLXP_OK && !m->w) st = weights_open_dir(dir, &m->w, err);
     if (st != CLXP_OK) {
         clip_model_free(m);
         return st;
@@ -110,21 +117,22 @@ clxp_status clip_model_load(const char *dir, clip_model **out, clxp_error *err) 
     const int64_t Dv = c->vision.hidden, Dt = c->text.hidden, P = c->patch_size, Pj = c->projection_dim;
     const int64_t grid = c->image_size / c->patch_size, npos = grid * grid + 1;
 
-    m->patch_w = get(&L, D4(Dv, c->num_channels, P, P), "vision_model.embeddings.patch_embedding.weight");
+    m->patch = nn_matrix_plain(get(&L, D4(Dv, c->num_channels, P, P), "vision_model.embeddings.patch_embedding.weight"),
+                               (int)Dv, (int)(c->num_channels * P * P));
     m->class_emb = get(&L, D1(Dv), "vision_model.embeddings.class_embedding");
     m->vpos = get(&L, D2(npos, Dv), "vision_model.embeddings.position_embedding.weight");
     m->pre_ln_w = get(&L, D1(Dv), "vision_model.pre_layrnorm.weight");
     m->pre_ln_b = get(&L, D1(Dv), "vision_model.pre_layrnorm.bias");
     m->post_ln_w = get(&L, D1(Dv), "vision_model.post_layernorm.weight");
     m->post_ln_b = get(&L, D1(Dv), "vision_model.post_layernorm.bias");
-    m->vproj = get(&L, D2(Pj, Dv), "visual_projection.weight");
+    m->vproj = nn_matrix_plain(get(&L, D2(Pj, Dv), "visual_projection.weight"), (int)Pj, (int)Dv);
     if (L.st == CLXP_OK) load_layers(&L, "vision_model", &c->vision, &m->vlayers);
 
     m->tok_emb = get(&L, D2(c->vocab_size, Dt), "text_model.embeddings.token_embedding.weight");
     m->tpos = get(&L, D2(c->context_length, Dt), "text_model.embeddings.position_embedding.weight");
     m->final_ln_w = get(&L, D1(Dt), "text_model.final_layer_norm.weight");
     m->final_ln_b = get(&L, D1(Dt), "text_model.final_layer_norm.bias");
-    m->tproj = get(&L, D2(Pj, Dt), "text_projection.weight");
+    m->tproj = nn_matrix_plain(get(&L, D2(Pj, Dt), "text_projection.weight"), (int)Pj, (int)Dt);
     if (L.st == CLXP_OK) load_layers(&L, "text_model", &c->text, &m->tlayers);
 
     /* a scalar, stored as shape [] or [1] depending on the exporter */
@@ -149,9 +157,53 @@ void clip_model_free(clip_model *m) {
     if (!m) return;
     free_layers(m->vlayers, m->cfg.vision.layers);
     free_layers(m->tlayers, m->cfg.text.layers);
+    nn_matrix_release(&m->patch);
+    nn_matrix_release(&m->vproj);
+    nn_matrix_release(&m->tproj);
+    nn_engine_free(m->eng);
     weights_free(m->w);
     free(m->arena);
     free(m);
+}
+
+/* Packs layer by layer, releasing the file's pages after each (the fp32 weights never all stay resident beside the
+ * packed ones). */
+static clxp_status pack_layers(clip_layer *ls, int n, weights *w, const nn_engine *e, nn_precision prec,
+                               clxp_error *err) {
+    clxp_status st = CLXP_OK;
+    for (int i = 0; i < n && st == CLXP_OK; i++) {
+        clip_layer *l = &ls[i];
+        /* q | k | v concatenated for one layer at a time, packed as one matrix */
+        const size_t dd = (size_t)l->o.N * (size_t)l->o.K;
+        float *qkv = malloc(3 * dd * sizeof *qkv);
+        if (!qkv) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+        memcpy(qkv, l->q_w, dd * sizeof *qkv);
+        memcpy(qkv + dd, l->k_w, dd * sizeof *qkv);
+        memcpy(qkv + 2 * dd, l->v_w, dd * sizeof *qkv);
+        l->qkv.f32 = qkv;
+        st = nn_matrix_pack(&l->qkv, e, prec, err);
+        l->qkv.f32 = NULL;
+        free(qkv);
+        nn_matrix *mats[3] = {&l->o, &l->fc1, &l->fc2};
+        for (int j = 0; j < 3 && st == CLXP_OK; j++) st = nn_matrix_pack(mats[j], e, prec, err);
+        if (st == CLXP_OK) weights_release_pages(w);
+    }
+    return st;
+}
+
+clxp_status clip_model_pack(clip_model *m, nn_precision prec, clxp_error *err) {
+    if (m->packed) return clxp_err_set(err, CLXP_ERR_INTERNAL, "clip_model_pack: already packed");
+    clxp_status st = nn_engine_create(&m->eng, err);
+    if (st == CLXP_OK) st = pack_layers(m->vlayers, m->cfg.vision.layers, m->w, m->eng, prec, err);
+    if (st == CLXP_OK) st = pack_layers(m->tlayers, m->cfg.text.layers, m->w, m->eng, prec, err);
+    if (st == CLXP_OK) st = nn_matrix_pack(&m->patch, m->eng, prec, err);
+    if (st == CLXP_OK) st = nn_matrix_pack(&m->vproj, m->eng, prec, err);
+    if (st == CLXP_OK) st = nn_matrix_pack(&m->tproj, m->eng, prec, err);
+    if (st != CLXP_OK) return st;
+    m->packed = 1;
+    m->prec = prec;
+    weights_release_pages(m->w);
+    return CLXP_OK;
 }
 
 /* ---- forward ---------------------------------------------------------------------------------------- */
@@ -195,6 +247,23 @@ static void emit(clip_hook hook, void *ctx, const char *name, const float *data,
 
 static nn_act act_of(clip_act a) { return a == CLIP_ACT_GELU ? NN_ACT_GELU : NN_ACT_QUICK_GELU; }
 
+/* qkv[rows, 3D] = h q|k|v^T + biases: one packed GEMM, or (unpacked) three sgemm into the strided columns. */
+static clxp_status qkv_projection(const clip_layer *l, const float *h, int rows, int D, float *qkv, clxp_error *err) {
+    if (l->qkv.packed) return nn_linear_m(&l->qkv, h, rows, l->qkv_b, qkv, 0, err);
+    const float *w[3] = {l->q_w, l->k_w, l->v_w};
+    for (int j = 0; j < 3; j++) {
+        clxp_status st = nn_gemm('N', 'T', rows, D, D, 1.0f, h, D, w[j], D, 0.0f, qkv + (size_t)j * D, 3 * D, err);
+        if (st != CLXP_OK) return st;
+    }
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < rows; i++) {
+        float *r = qkv + (size_t)i * 3 * D;
+#pragma omp simd
+        for (int j = 0; j < 3 * D; j++) r[j] += l->qkv_b[j];
+    }
+    return CLXP_OK;
+}
+
 /* The pre-LN transformer encoder shared by both towers: x [B*T, D] is updated in place. */
 static clxp_status encoder(const clip_layer *layers, const clip_tower_config *c, const buffers *b, int B, int T,
                            int causal, const int *key_mask, const char *tower, clip_hook hook, void *ctx,
@@ -204,16 +273,16 @@ static clxp_status encoder(const clip_layer *layers, const clip_tower_config *c,
     for (int i = 0; i < c->layers && st == CLXP_OK; i++) {
         const clip_layer *l = &layers[i];
         nn_layernorm(b->x, rows, D, l->ln1_w, l->ln1_b, (float)c->ln_eps, b->h);
-        st = nn_linear(b->h, rows, D, l->qkv_w, l->qkv_b, 3 * D, b->qkv, 0, err);
+        st = qkv_projection(l, b->h, rows, D, b->qkv, err);
         if (st != CLXP_OK) break;
         nn_attention(b->qkv, B, T, D, c->heads, causal, key_mask, b->att, b->work);
-        st = nn_linear(b->att, rows, D, l->o_w, l->o_b, D, b->x, 1, err); /* x += attn */
+        st = nn_linear_m(&l->o, b->att, rows, l->o_b, b->x, 1, err); /* x += attn */
         if (st != CLXP_OK) break;
         nn_layernorm(b->x, rows, D, l->ln2_w, l->ln2_b, (float)c->ln_eps, b->h);
-        st = nn_linear(b->h, rows, D, l->fc1_w, l->fc1_b, F, b->mlp, 0, err);
+        st = nn_linear_m(&l->fc1, b->h, rows, l->fc1_b, b->mlp, 0, err);
         if (st != CLXP_OK) break;
         nn_activation(b->mlp, (size_t)rows * F, act_of(c->act));
-        st = nn_linear(b->mlp, rows, F, l->fc2_w, l->fc2_b, D, b->x, 1, err); /* x += mlp */
+        st = nn_linear_m(&l->fc2, b->mlp, rows, l->fc2_b, b->x, 1, err); /* x += mlp */
         if (hook && st == CLXP_OK) {
             char name[64];
             snprintf(name, sizeof name, "%s.hidden_states.%d", tower, i + 1);
@@ -248,7 +317,7 @@ clxp_status clip_encode_pixels(clip_model *m, const float *pixels, int B, float 
                     memcpy(dst + ((size_t)ch * P + ky) * P, src, (size_t)P * sizeof(float));
                 }
         }
-    st = nn_linear(cols, B * N, K, m->patch_w, NULL, D, pe, 0, err);
+    st = nn_linear_m(&m->patch, cols, B * N, NULL, pe, 0, err);
     if (st != CLXP_OK) return st;
     /* [CLS, patches] + positions */
     for (int bi = 0; bi < B; bi++) {
@@ -271,7 +340,7 @@ clxp_status clip_encode_pixels(clip_model *m, const float *pixels, int B, float 
         memcpy(pooled + (size_t)bi * D, b.x + (size_t)bi * T * D, (size_t)D * sizeof(float));
     nn_layernorm(pooled, B, D, m->post_ln_w, m->post_ln_b, (float)c->vision.ln_eps, pooled);
     emit(hook, ctx, "vision.pooled_output", pooled, 2, B, D, 0);
-    st = nn_linear(pooled, B, D, m->vproj, NULL, c->projection_dim, embeds, 0, err);
+    st = nn_linear_m(&m->vproj, pooled, B, NULL, embeds, 0, err);
     if (st == CLXP_OK) emit(hook, ctx, "image_embeds_unnormalized", embeds, 2, B, c->projection_dim, 0);
     return st;
 }
@@ -337,7 +406,7 @@ clxp_status clip_encode_tokens(clip_model *m, const int32_t *ids, const int32_t 
             memcpy(pooled + (size_t)bi * D, b.x + ((size_t)bi * Tc + pool[bi]) * D, (size_t)D * sizeof(float));
         nn_layernorm(pooled, B, D, m->final_ln_w, m->final_ln_b, (float)c->text.ln_eps, pooled);
         emit(hook, ctx, "text.pooled_output", pooled, 2, B, D, 0);
-        st = nn_linear(pooled, B, D, m->tproj, NULL, c->projection_dim, embeds, 0, err);
+        st = nn_linear_m(&m->tproj, pooled, B, NULL, embeds, 0, err);
         if (st == CLXP_OK) emit(hook, ctx, "text_embeds_unnormalized", embeds, 2, B, c->projection_dim, 0);
     }
     free(pool);

@@ -10,6 +10,7 @@
 #include "clxp.h"
 #include "io/clip_config.h"
 #include "io/weights.h"
+#include "nn/gemm.h"
 
 /* Observes intermediate tensors (named as in the golden files, e.g. "vision.hidden_states.3"); for tests
  * and debugging. data is only valid during the call. */
@@ -17,20 +18,28 @@ typedef void (*clip_hook)(void *ctx, const char *name, const float *data, int nd
 
 typedef struct clip_layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    float *qkv_w, *qkv_b; /* q, k, v projections packed into one [3D, D] matrix (owned) */
-    const float *o_w, *o_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
+    const float *q_w, *k_w, *v_w; /* the three [D, D] projections as loaded */
+    float *qkv_b;                 /* their biases concatenated [3D] (owned) */
+    nn_matrix qkv;                /* packed: q | k | v as one [3D, D] matrix (unpacked: unused, three GEMMs) */
+    nn_matrix o, fc1, fc2;
+    const float *o_b, *fc1_b, *fc2_b;
 } clip_layer;
 
 typedef struct clip_model {
     clip_config cfg;
     weights *w;
     /* vision */
-    const float *patch_w, *class_emb, *vpos, *pre_ln_w, *pre_ln_b, *post_ln_w, *post_ln_b, *vproj;
+    nn_matrix patch, vproj; /* patch conv as a [D, C*P*P] matrix; visual projection */
+    const float *class_emb, *vpos, *pre_ln_w, *pre_ln_b, *post_ln_w, *post_ln_b;
     clip_layer *vlayers;
     /* text */
-    const float *tok_emb, *tpos, *final_ln_w, *final_ln_b, *tproj;
+    const float *tok_emb, *tpos, *final_ln_w, *final_ln_b;
+    nn_matrix tproj;
     clip_layer *tlayers;
     float logit_scale; /* raw (log space) */
+    nn_engine *eng;    /* set by clip_model_pack */
+    int packed;        /* 0: plain fp32 weights (dnnl_sgemm); 1: packed in `prec` */
+    nn_precision prec;
     /* activation arena, grown to the largest batch shape seen */
     float *arena;
     size_t arena_cap;
@@ -38,7 +47,14 @@ typedef struct clip_model {
 
 /* Load config.json and the weights of a CLIP directory; every tensor is shape-checked. */
 clxp_status clip_model_load(const char *dir, clip_model **out, clxp_error *err);
+/* The same with the weights already in hand (w != NULL: taken over, freed on failure too; NULL: opened from dir),
+ * e.g. a checkpoint mapped to Hugging Face names by io/checkpoint.h. */
+clxp_status clip_model_load_weights(const char *dir, weights *w, clip_model **out, clxp_error *err);
 void clip_model_free(clip_model *m);
+
+/* Pack every linear weight of both towers once, in fp32 or bf16 (see nn/gemm.h); the fp32 copies the model made
+ * are freed and the file's pages released. Called once after loading (the golden tests also run unpacked). */
+clxp_status clip_model_pack(clip_model *m, nn_precision prec, clxp_error *err);
 
 /* pixels: [B, 3, S, S] preprocessed; embeds: [B, projection_dim] unnormalised projections. */
 clxp_status clip_encode_pixels(clip_model *m, const float *pixels, int B, float *embeds, clip_hook hook, void *ctx,
