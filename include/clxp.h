@@ -89,6 +89,10 @@ typedef enum {
 typedef struct clxp_load_options {
     int n_threads;            /* worker threads for all compute; 0 = number of online CPUs */
     clxp_precision precision; /* 0 (AUTO) by default */
+    /* Checkpoints other than HF directories (README "Model files"): */
+    const char *tokenizer;    /* tokenizer.json (or a CLIP merges.txt) for files without one; NULL: the built-in
+                                 CLIP vocabulary (or the tokenizer.json next to the file) */
+    int vision_heads, text_heads; /* > 0: attention head counts, overriding the file's / OpenAI's width/64 rule */
 } clxp_load_options;
 
 typedef struct clxp_model_info {
@@ -115,11 +119,16 @@ typedef struct clxp_model_info {
     const char *weights_dtype;  /* dtype of the weights in the file: "F32", "F16", "BF16", "mixed" */
     int64_t n_params;           /* total number of parameters */
     const char *precision;      /* arithmetic chosen at load: "fp32" or "bf16" */
+    /* source */
+    const char *format;         /* "hf-safetensors", "hf-pytorch", "open_clip", "torchscript", "openai" */
+    const char *format_detail;  /* the file used and how its names and configuration were mapped (one line) */
+    const char *weights_file;   /* the weights file read */
 } clxp_model_info;
 
 /* Load a Hugging Face CLIPModel or ClapModel directory (config.json — its model_type says which —,
- * model.safetensors or a sharded model.safetensors.index.json, tokenizer.json, preprocessor_config.json).
- * opt may be NULL. */
+ * model.safetensors or a sharded model.safetensors.index.json, tokenizer.json, preprocessor_config.json), or any
+ * other supported model file or directory: pytorch_model.bin, open_clip checkpoints, TorchScript and OpenAI archives
+ * (README "Model files"). opt may be NULL. */
 clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err);
 void clxp_model_free(clxp_model *m);
 const clxp_model_info *clxp_model_get_info(const clxp_model *m);
@@ -172,6 +181,8 @@ clxp_status clxp_labelbank_load_file(clxp_model *m, const char *path, const char
 
 /* Classes a bank scores: its labels, or for a categories bank its categories (size() is then the prompt count). */
 int clxp_labelbank_n_classes(const clxp_labelbank *b);
+/* Text prompts the bank holds an embedding for (labels, or a categories file's description lines). */
+int clxp_labelbank_n_prompts(const clxp_labelbank *b);
 const char *clxp_labelbank_class_name(const clxp_labelbank *b, int c);
 /* Categories banks: units, and the unit each class (category) belongs to. Labels banks: 0 units, unit -1. */
 int clxp_labelbank_n_units(const clxp_labelbank *b);
@@ -224,6 +235,9 @@ typedef struct clxp_result {
     int n_classes;
     const float *scores;   /* clxp_labelbank_n_classes() scores: label probabilities or category scores */
     const uint8_t *rgb;    /* the classified RGB24 pixels (rows 3 * width bytes), valid during the callback */
+    const clxp_labelbank *bank; /* the bank the scores are for (which labels, which classes): in a combined run
+                              (clxp_run_file_av) the video bank for 'v' results and the audio bank for 'a' ones.
+                              Set by clxp_run_file(_av); NULL in a result made by hand means "the only bank". */
 } clxp_result;
 
 /* Called for each result in order; return non-zero to stop the run early (clxp_run_file then returns CLXP_OK). */
@@ -252,6 +266,8 @@ typedef struct clxp_run_options {
      * early; the results reported so far stand and clxp_run_file returns CLXP_OK. May be NULL. */
     int (*interrupt)(void *user);
     void *interrupt_user;
+    const char *audio_stream; /* clxp_run_file_av: the audio stream's specifier ("a:1", ...), NULL: the best audio
+                                 stream (`stream` then selects the video stream); unused by clxp_run_file */
 } clxp_run_options;
 
 /* Decode `input` (any file or URL libavformat opens) and classify it against the bank in batches, calling
@@ -262,6 +278,25 @@ typedef struct clxp_run_options {
  * feature extractor does; time/duration give each window's start and real length. */
 clxp_status clxp_run_file(clxp_model *m, const clxp_labelbank *b, const char *input, const clxp_run_options *opt,
                           clxp_result_fn on_result, void *user, clxp_error *err);
+
+/* One pass over `input` with two models: its video stream (`opt->stream`, or the best one) through a CLIP model
+ * and bank, and its audio stream (`opt->audio_stream`, or the best one) through a CLAP model and bank. The file is
+ * opened and demuxed once; both streams are decoded from the same packets. Frames are selected as for
+ * clxp_run_file with a CLIP model (every_n, every_t, scene, vf, keyframes, boxes, ...), audio windows as with a
+ * CLAP model (hop); start/duration apply to both; batch is the batch size of each model.
+ * on_result is called for every result of both streams; each stream's results come in presentation order, and
+ * each model classifies its own results in batches of `batch` formed exactly as clxp_run_file forms them, so
+ * the streams interleave batch by batch rather than strictly by time (batch 1: by start time, a video frame
+ * first on a tie). clxp_result.media_type and .bank say which model and labels a result belongs to.
+ * A file without the one kind of stream (no audio track, a still image: no sound; an audio-only file: no
+ * pictures) is run with the other model alone, with a warning through the log callback; neither kind:
+ * CLXP_ERR_UNSUPPORTED. video_model must be a CLIP model and audio_model a CLAP model (CLXP_ERR_INVALID).
+ * Results equal those of two clxp_run_file runs on the same file, scores bit for bit; with start > 0 the audio
+ * is decoded from the video's seek point, so its first samples (decoder and resampler warm-up) and scores may
+ * differ slightly from a separate run's (measured: 1e-4 on probabilities, 44.1 kHz PCM resampled to 48 kHz). */
+clxp_status clxp_run_file_av(clxp_model *video_model, const clxp_labelbank *video_bank, clxp_model *audio_model,
+                             const clxp_labelbank *audio_bank, const char *input, const clxp_run_options *opt,
+                             clxp_result_fn on_result, void *user, clxp_error *err);
 
 #ifdef __cplusplus
 }

@@ -10,10 +10,10 @@ pkgs=(
   libavformat-dev libavcodec-dev libavfilter-dev libavutil-dev libswscale-dev libswresample-dev
   libdnnl-dev libopenblas-dev
   libcjson-dev libpcre2-dev libutf8proc-dev libzip-dev
-  ffmpeg valgrind
+  ffmpeg valgrind time
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy)
+  pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
 fi
 
 missing=()

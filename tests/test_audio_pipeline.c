@@ -1233,7 +1233,7 @@ int main(void) {
     }
     clxp_error err;
     /* One inference thread: idle OpenMP workers spinning would starve the decoding thread on small machines. */
-    clxp_load_options lo = {1};
+    clxp_load_options lo = {.n_threads = 1, .precision = CLXP_PRECISION_FP32};
     const char *labels[N_LABELS] = {"rock music", "a dog barking", "silence"};
     const char *dirs[3] = {"clap-tiny-unfused", "clap-tiny-fused", "clip-tiny-quickgelu"};
     clxp_model **models[3] = {&g_unf, &g_fus, &g_clip};

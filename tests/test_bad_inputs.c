@@ -157,7 +157,7 @@ static void expect_load_error(const char *what, const char *dir, clxp_status wan
     clxp_error err;
     memset(&err, 0, sizeof err);
     clxp_model *m = NULL;
-    clxp_load_options opt = {1};
+    clxp_load_options opt = {.n_threads = 1};
     clxp_status st = clxp_model_load(dir, &opt, &m, &err);
     CHECK(m == NULL);
     clxp_model_free(m);
@@ -314,7 +314,7 @@ TEST(temp_model_dir_loads) {
     clxp_error err;
     memset(&err, 0, sizeof err);
     clxp_model *m = NULL;
-    clxp_load_options opt = {1};
+    clxp_load_options opt = {.n_threads = 1};
     clxp_status st = clxp_model_load(t.dir, &opt, &m, &err);
     if (st != CLXP_OK) printf("  %s\n", err.msg);
     CHECK_EQ_INT(st, CLXP_OK);
@@ -860,7 +860,7 @@ int main(void) {
 
     clxp_error err;
     memset(&err, 0, sizeof err);
-    clxp_load_options opt = {1};
+    clxp_load_options opt = {.n_threads = 1};
     if (clxp_model_load(test_data(GOOD_MODEL), &opt, &g_model, &err) != CLXP_OK)
         printf("  cannot load %s: %s\n", test_data(GOOD_MODEL), err.msg);
     RUN(images);

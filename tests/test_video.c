@@ -473,6 +473,46 @@ TEST(keyframes) {
     collect_free(c);
 }
 
+/* --skip-nonref: the decoder drops non-reference (B) frames; what is left is a subset of the full decode, pixel for
+ * pixel, and --interval then takes the first remaining frame at or after each time asked for. */
+TEST(skip_nonref) {
+    const char *in = input("cfr.mp4");
+    REQUIRE(in);
+    clxp_error err;
+    collect *c, *all;
+    clxp_run_options o = opts();
+    CHECK_RUN_OK(run_file(in, &o, &all, &err));
+    o.skip_nonref = 1;
+    CHECK_RUN_OK(run_file(in, &o, &c, &err));
+    printf("  %d of %d frames decoded with non-reference frames skipped\n", c->n, all->n);
+    CHECK(all->n == 50 && c->n >= 2 && c->n < all->n);
+    for (int i = 0; i < c->n && all->n == 50; i++) {
+        int j = 0;
+        while (j < all->n && all->r[j].pts != c->r[i].pts) j++;
+        CHECK(j < all->n);
+        if (j == all->n) break;
+        CHECK(memcmp(c->r[i].rgb, all->r[j].rgb, 64 * 48 * 3) == 0);
+        CHECK_EQ_INT(c->r[i].frame_index, all->r[j].frame_index);
+        if (i > 0) CHECK(c->r[i].pts > c->r[i - 1].pts);
+    }
+    collect *iv;
+    o.every_t = 0.2;
+    CHECK_RUN_OK(run_file(in, &o, &iv, &err));
+    CHECK(iv->n >= 2 && iv->n <= 10);
+    for (int i = 0, k = 0; i < iv->n; i++) {
+        /* the first skip_nonref frame at or after some target k * 0.2 s, one result per target at most */
+        while ((k + 1) * 0.2 <= iv->r[i].time + 1e-9) k++;
+        int first = -1;
+        for (int j = 0; j < c->n && first < 0; j++)
+            if (c->r[j].time >= k * 0.2 - 1e-9) first = j;
+        CHECK(first >= 0 && c->r[first].pts == iv->r[i].pts);
+        k++;
+    }
+    collect_free(iv);
+    collect_free(all);
+    collect_free(c);
+}
+
 TEST(start_duration) {
     const char *in = input("cfr.mp4");
     REQUIRE(in);
@@ -1198,7 +1238,7 @@ int main(void) {
     clxp_error err;
     /* One inference thread: with OpenMP's default (active) wait policy, idle worker threads spin and starve the
      * decoding thread on a 2-core machine (a run is then several times slower). No check depends on it. */
-    clxp_load_options lo = {1};
+    clxp_load_options lo = {.n_threads = 1, .precision = CLXP_PRECISION_FP32};
     const char *labels[N_LABELS] = {"a photo of a cat", "a photo of a dog", "a red square"};
     if (clxp_model_load(test_data("clip-tiny-quickgelu"), &lo, &g_model, &err) != CLXP_OK ||
         clxp_labelbank_create(g_model, labels, N_LABELS, NULL, 0, &g_bank, &err) != CLXP_OK) {
@@ -1210,6 +1250,7 @@ int main(void) {
         RUN(interval);
         RUN(interval_with_every);
         RUN(keyframes);
+        RUN(skip_nonref);
         RUN(start_duration);
         RUN(start_past_end);
         RUN(stop_early);

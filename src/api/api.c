@@ -9,6 +9,7 @@
 
 #include "clxp.h"
 #include "classify/scoring.h"
+#include "io/checkpoint.h"
 #include "io/preprocessor_config.h"
 #include "io/prompts.h"
 #include "io/safetensors_write.h"
@@ -16,6 +17,7 @@
 #include "media/image.h"
 #include "media/preprocess.h"
 #include "models/clip.h"
+#include "models/msclap.h"
 #include "nn/ops.h"
 #include "text/tokenizer.h"
 #include "util/error.h"
@@ -57,7 +59,7 @@ static clxp_status model_identity(clxp_model *m, const char *dir, clxp_error *er
     free(buf);
     if (m->kind == MODEL_CLIP) {
         const clip_config *c = &m->clip->cfg;
-        h = fnv1a(h, m->clip->tproj, (size_t)c->projection_dim * c->text.hidden * sizeof(float));
+        h = fnv1a(h, m->clip->tproj.f32, (size_t)c->projection_dim * c->text.hidden * sizeof(float));
         h = fnv1a(h, &m->clip->logit_scale, sizeof m->clip->logit_scale);
     } else {
         const clap_config *c = &m->clap->cfg;
@@ -175,8 +177,9 @@ static clxp_status load_tokenizer(clxp_model *m, const char *dir, int vocab, clx
     return st;
 }
 
-static clxp_status load_clip(clxp_model *m, const char *dir, clxp_error *err) {
-    clxp_status st = clip_model_load(dir, &m->clip, err);
+/* w: the weights when a checkpoint was mapped (taken over), or NULL: dir's model.safetensors. */
+static clxp_status load_clip(clxp_model *m, const char *dir, weights *w, clxp_error *err) {
+    clxp_status st = clip_model_load_weights(dir, w, &m->clip, err);
     if (st == CLXP_OK) st = load_tokenizer(m, dir, m->clip->cfg.vocab_size, err);
     if (st != CLXP_OK) return st;
     m->context = m->clip->cfg.context_length;
@@ -199,8 +202,8 @@ static clxp_status load_clip(clxp_model *m, const char *dir, clxp_error *err) {
 /* LAION's text call: 77 tokens, padded with the model's pad id (HF's ClapProcessor forwards the same kwargs). */
 #define CLAP_CONTEXT 77
 
-static clxp_status load_clap(clxp_model *m, const char *dir, clxp_error *err) {
-    clxp_status st = clap_model_load(dir, &m->clap, err);
+static clxp_status load_clap(clxp_model *m, const char *dir, weights *w, clxp_error *err) {
+    clxp_status st = clap_model_load_weights(dir, w, &m->clap, err);
     if (st == CLXP_OK) st = load_tokenizer(m, dir, m->clap->cfg.text.vocab_size, err);
     if (st != CLXP_OK) return st;
     const clap_text_config *t = &m->clap->cfg.text;
@@ -229,22 +232,203 @@ static clxp_status load_clap(clxp_model *m, const char *dir, clxp_error *err) {
     return st;
 }
 
+/* fp32 or bf16 from the user's choice and the CPU (auto: bf16 where oneDNN runs bf16 natively). */
+static clxp_status choose_precision(const clxp_load_options *opt, nn_precision *out, clxp_error *err) {
+    const clxp_precision p = opt ? opt->precision : CLXP_PRECISION_AUTO;
+    switch (p) {
+    case CLXP_PRECISION_AUTO: *out = nn_cpu_has_bf16() ? NN_BF16 : NN_FP32; return CLXP_OK;
+    case CLXP_PRECISION_FP32: *out = NN_FP32; return CLXP_OK;
+    case CLXP_PRECISION_BF16:
+        if (!nn_cpu_has_bf16())
+            return clxp_err_set(err, CLXP_ERR_UNSUPPORTED,
+                                "bf16 needs a CPU with AVX512-BF16 or AMX instructions; this one has %s (use fp32)",
+                                nn_cpu_isa());
+        *out = NN_BF16;
+        return CLXP_OK;
+    }
+    return clxp_err_set(err, CLXP_ERR_INVALID, "unknown precision %d", (int)p);
+}
+
+/* Pack the towers' linear weights once in the chosen precision (after loading: the model's identity hash and
+ * info are taken from the files first). */
+static clxp_status pack_model(clxp_model *m, const clxp_load_options *opt, clxp_error *err) {
+    nn_precision prec = NN_FP32;
+    clxp_status st = choose_precision(opt, &prec, err);
+    if (st != CLXP_OK) return st;
+    omp_set_num_threads(m->n_threads);
+    if (m->clip) st = clip_model_pack(m->clip, prec, err);
+    if (st == CLXP_OK && m->clap) st = clap_model_pack(m->clap, prec, err);
+    m->info.precision = prec == NN_BF16 ? "bf16" : "fp32";
+    return st;
+}
+
+/* ---- MS-CLAP 2023 (models/msclap.h): its own checkpoint, tokenizer call and front end --------------------------- */
+
+/* The checkpoint file, its directory's tokenizer.json (GPT-2's; or opt->tokenizer) with '!' registered as the pad
+ * special token, as msclap's CLAPWrapper does. */
+static clxp_status load_msclap(clxp_model *m, const char *file, const clxp_load_options *opt, clxp_error *err) {
+    clxp_status st = msclap_model_load(file, NULL, &m->msclap, err);
+    if (st != CLXP_OK) return st;
+    const msclap_model *ms = m->msclap;
+    char *dir = strdup(file), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (!dir) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (slash) *slash = '\0';
+    char *tok_path = opt && opt->tokenizer ? strdup(opt->tokenizer) : clxp_path_join(slash ? dir : ".", "tokenizer.json");
+    free(dir);
+    if (!tok_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (!clxp_is_file(tok_path))
+        st = clxp_err_set(err, CLXP_ERR_IO,
+                          "%s: missing: MS-CLAP needs GPT-2's tokenizer.json (Hugging Face 'gpt2') next to the "
+                          "checkpoint or given with --tokenizer",
+                          tok_path);
+    else st = tok_load(tok_path, &m->tok, err);
+    int pad = -1;
+    if (st == CLXP_OK) st = tok_add_special_token(m->tok, "!", &pad, err);
+    if (st == CLXP_OK && (pad != 0 || tok_vocab_size(m->tok) > ms->cfg.vocab))
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: not GPT-2's tokenizer ('!' is id %d, %d tokens; the model has %d)",
+                          tok_path, pad, tok_vocab_size(m->tok), ms->cfg.vocab);
+    free(tok_path);
+    if (st != CLXP_OK) return st;
+    m->kind = MODEL_CLAP;
+    m->context = ms->cfg.text_len;
+    m->pad_id = 0;
+    const msclap_config *c = &ms->cfg;
+    clxp_model_info *i = &m->info;
+    i->kind = "clap";
+    i->embed_dim = c->d_proj;
+    i->logit_scale = i->logit_scale_text = msclap_logit_scale(ms);
+    i->context_length = c->text_len;
+    i->vocab_size = c->vocab;
+    i->text_hidden = c->n_embd;
+    i->text_layers = c->n_layer;
+    i->text_heads = c->n_head;
+    i->text_mlp = c->n_inner;
+    i->text_act = "gelu_new";
+    i->sample_rate = c->fe.sample_rate;
+    i->clip_seconds = (double)c->fe.window_samples / c->fe.sample_rate;
+    i->audio_hidden = c->out_emb;
+    i->audio_stages = c->n_stages;
+    i->audio_window = c->window;
+    i->mel_bins = c->mels;
+    i->audio_truncation = "repeat";
+    i->weights_dtype = ms->dtype;
+    i->n_params = ms->n_params;
+    char detail[4300];
+    snprintf(detail, sizeof detail, "MS-CLAP 2023 (HTS-AT + GPT-2) %s %s, GPT-2 heads %d%s", ms->format, file,
+             c->n_head, c->n_head_from_yaml ? " (from the msclap YAML)" : " (n_embd / 64)");
+    m->format = strdup("msclap");
+    m->format_detail = strdup(detail);
+    m->weights_file = strdup(file);
+    if (!m->format || !m->format_detail || !m->weights_file) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    i->format = m->format;
+    i->format_detail = m->format_detail;
+    i->weights_file = m->weights_file;
+    /* identity: the configuration, the text projection and the logit scale */
+    uint64_t h = fnv1a(1469598103934665603ull, "msclap", 6);
+    h = fnv1a(h, c, sizeof *c);
+    h = fnv1a(h, ms->tproj.w2, (size_t)c->d_proj * c->d_proj * sizeof(float));
+    h = fnv1a(h, &ms->logit_scale, sizeof ms->logit_scale);
+    snprintf(m->id, sizeof m->id, "%016llx", (unsigned long long)h);
+    return CLXP_OK;
+}
+
+/* msclap's text call: prompt + " <|endoftext|>", no BOS, padded with '!' (id 0) to text_len, never truncated (up to
+ * the model's positions). A '!' in a prompt is a pad-id token, so msclap pools before the end: reproduced, with a
+ * warning. */
+static clxp_status msclap_encode_texts(clxp_model *m, const char *const *texts, int n, float *out, clxp_error *err) {
+    msclap_model *ms = m->msclap;
+    const int cap = ms->cfg.n_positions, T0 = ms->cfg.text_len, dim = m->info.embed_dim;
+    int32_t *ids = malloc((size_t)cap * sizeof *ids), *mask = malloc((size_t)cap * sizeof *mask);
+    clxp_status st = ids && mask ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    const tok_encode_opts opts = {0, 0, T0, 0};
+    for (int i = 0; i < n && st == CLXP_OK; i++) {
+        const char *t = texts[i] ? texts[i] : "";
+        size_t len = strlen(t);
+        char *s = malloc(len + 16);
+        if (!s) {
+            st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+            break;
+        }
+        memcpy(s, t, len);
+        memcpy(s + len, " <|endoftext|>", 15);
+        int got = 0;
+        st = tok_encode(m->tok, s, len + 14, &opts, ids, mask, cap, &got, err);
+        free(s);
+        if (st == CLXP_ERR_LIMIT)
+            st = clxp_err_set(err, CLXP_ERR_LIMIT, "%d tokens, more than the model's %d positions", got, cap);
+        if (st != CLXP_OK) {
+            clxp_err_prefix(err, st, "prompt %d", i + 1);
+            break;
+        }
+        if (strchr(t, '!'))
+            clxp_log(CLXP_LOG_WARN,
+                     "prompt %d \"%s\" contains '!': MS-CLAP pads with '!', so msclap (and clxp, which reproduces it) "
+                     "pools its embedding at token %d instead of the final <|endoftext|>",
+                     i + 1, t, msclap_pooled_index(ids, got));
+        st = msclap_encode_tokens(ms, ids, mask, 1, got, out + (size_t)i * dim, NULL, NULL, err);
+        if (st == CLXP_OK) nn_l2_normalize(out + (size_t)i * dim, 1, dim);
+    }
+    free(ids);
+    free(mask);
+    return st;
+}
+
+size_t model_audio_input_size(const clxp_model *m) {
+    if (m->msclap) return (size_t)msclap_fe_frames(m->msclap->fe) * m->msclap->cfg.mels;
+    return (size_t)clap_fe_channels(m->fe) * clap_fe_frames(m->fe) * clap_fe_mels(m->fe);
+}
+
+size_t model_audio_window(const clxp_model *m) {
+    if (m->msclap) return (size_t)m->msclap->cfg.fe.window_samples;
+    return (size_t)clap_fe_config(m->fe)->nb_max_samples;
+}
+
+clxp_status model_audio_features(const clxp_model *m, const float *samples, size_t n, float *features, int *is_longer,
+                                  clxp_error *err) {
+    if (!m->msclap) return clap_fe_extract(m->fe, samples, n, NULL, features, is_longer, NULL, err);
+    long crop = -1;
+    clxp_status st = msclap_fe_extract(m->msclap->fe, samples, n, -1, features, &crop, err);
+    if (is_longer) *is_longer = crop >= 0;
+    return st;
+}
+
 clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_model **out, clxp_error *err) {
     *out = NULL;
     if (!dir || !*dir) return clxp_err_set(err, CLXP_ERR_INVALID, "no model directory given");
-    if (!clxp_is_dir(dir))
-        return clxp_err_set(err, CLXP_ERR_IO, "%s: %s", dir,
-                            clxp_is_file(dir) ? "is a file; expected a Hugging Face model directory"
-                                              : "model directory does not exist");
+    if (!clxp_is_dir(dir) && !clxp_is_file(dir))
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: model directory or file does not exist", dir);
     clxp_model *m = calloc(1, sizeof *m);
     if (!m || !(m->path = strdup(dir))) {
         free(m);
         return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     }
     m->n_threads = opt && opt->n_threads > 0 ? opt->n_threads : default_threads();
-    clxp_status st = detect_kind(dir, &m->kind, err);
-    if (st == CLXP_OK) st = m->kind == MODEL_CLAP ? load_clap(m, dir, err) : load_clip(m, dir, err);
-    if (st == CLXP_OK) st = model_identity(m, dir, err);
+    /* Other checkpoint formats become a HF directory to load from (io/checkpoint.h). */
+    const ckpt_options co = {opt ? opt->tokenizer : NULL, opt ? opt->vision_heads : 0, opt ? opt->text_heads : 0};
+    ckpt_prepared prep;
+    char *ms_file = msclap_locate(dir); /* MS-CLAP 2023 checkpoints have their own loader */
+    clxp_status st = ms_file ? load_msclap(m, ms_file, opt, err) : ckpt_prepare(dir, &co, &prep, err);
+    free(ms_file);
+    if (st == CLXP_OK && !m->msclap) {
+        m->format = prep.format;
+        m->format_detail = prep.description;
+        m->weights_file = prep.weights_file;
+        prep.format = prep.description = prep.weights_file = NULL;
+        const char *src = prep.dir;
+        st = detect_kind(src, &m->kind, err);
+        weights *w = prep.w; /* taken over by the model loader */
+        prep.w = NULL;
+        if (st == CLXP_OK) st = m->kind == MODEL_CLAP ? load_clap(m, src, w, err) : load_clip(m, src, w, err);
+        else weights_free(w);
+        if (st == CLXP_OK) st = model_identity(m, src, err);
+        ckpt_prepared_done(&prep);
+        ckpt_prepared_free(&prep);
+        m->info.format = m->format;
+        m->info.format_detail = m->format_detail;
+        m->info.weights_file = m->weights_file;
+    }
+    if (st == CLXP_OK) st = pack_model(m, opt, err);
+    if (st == CLXP_OK && m->msclap) m->info.precision = "fp32"; /* MS-CLAP runs in float32 */
     if (st != CLXP_OK) {
         clxp_model_free(m);
         return st;
@@ -259,8 +443,12 @@ void clxp_model_free(clxp_model *m) {
     clip_model_free(m->clip);
     clap_model_free(m->clap);
     clap_fe_free(m->fe);
+    msclap_model_free(m->msclap);
     tok_free(m->tok);
     free(m->path);
+    free(m->format);
+    free(m->format_detail);
+    free(m->weights_file);
     free(m);
 }
 
@@ -283,6 +471,7 @@ static int cmp_text_len(const void *a, const void *b) {
 clxp_status clxp_encode_texts(clxp_model *m, const char *const *texts, int n, float *out, clxp_error *err) {
     if (n < 0 || (n > 0 && (!texts || !out))) return clxp_err_set(err, CLXP_ERR_INVALID, "invalid arguments");
     omp_set_num_threads(m->n_threads);
+    if (m->msclap) return msclap_encode_texts(m, texts, n, out, err);
     const int T = m->context, dim = m->info.embed_dim;
     const int chunk = n < TEXT_CHUNK ? (n > 0 ? n : 1) : TEXT_CHUNK;
     int32_t *ids = malloc((size_t)chunk * T * sizeof *ids), *mask = malloc((size_t)chunk * T * sizeof *mask);
@@ -346,8 +535,9 @@ clxp_status model_encode_features(clxp_model *m, const float *features, const in
     clxp_status st = need_kind(m, MODEL_CLAP, err);
     if (st != CLXP_OK) return st;
     omp_set_num_threads(m->n_threads);
-    st = clap_encode_features(m->clap, features, is_longer, B, clap_fe_channels(m->fe), clap_fe_frames(m->fe), out,
-                              NULL, NULL, err);
+    st = m->msclap ? msclap_encode_features(m->msclap, features, B, msclap_fe_frames(m->msclap->fe), out, NULL, NULL, err)
+                   : clap_encode_features(m->clap, features, is_longer, B, clap_fe_channels(m->fe),
+                                          clap_fe_frames(m->fe), out, NULL, NULL, err);
     if (st == CLXP_OK) nn_l2_normalize(out, B, m->info.embed_dim);
     return st;
 }
@@ -360,11 +550,10 @@ clxp_status clxp_encode_audio(clxp_model *m, const float *samples, size_t n, int
     if (sample_rate != m->info.sample_rate)
         return clxp_err_set(err, CLXP_ERR_INVALID, "audio at %d Hz: the model takes %d Hz (resample first)",
                             sample_rate, m->info.sample_rate);
-    size_t nf = (size_t)clap_fe_channels(m->fe) * clap_fe_frames(m->fe) * clap_fe_mels(m->fe);
-    float *feat = malloc(nf * sizeof *feat);
+    float *feat = malloc(model_audio_input_size(m) * sizeof *feat);
     if (!feat) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     int is_longer = 0;
-    st = clap_fe_extract(m->fe, samples, n, NULL, feat, &is_longer, NULL, err);
+    st = model_audio_features(m, samples, n, feat, &is_longer, err);
     if (st == CLXP_OK) st = model_encode_features(m, feat, &is_longer, 1, out, err);
     free(feat);
     return st;
@@ -556,6 +745,7 @@ clxp_status clxp_labelbank_load_file(clxp_model *m, const char *path, const char
 }
 
 int clxp_labelbank_n_classes(const clxp_labelbank *b) { return b->cats.n_units ? b->cats.n_cats : b->n; }
+int clxp_labelbank_n_prompts(const clxp_labelbank *b) { return b->n; }
 
 const char *clxp_labelbank_class_name(const clxp_labelbank *b, int c) {
     if (c < 0 || c >= clxp_labelbank_n_classes(b)) return NULL;
@@ -829,4 +1019,8 @@ clxp_status clxp_model_selftest(clxp_model *m, clxp_error *err) {
             st = clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: self-test produced non-finite embeddings", m->path);
     free(emb);
     return st;
+}
+
+int labelbank_fits(const clxp_labelbank *b, const clxp_model *m) {
+    return b->dim == m->info.embed_dim && memcmp(b->model_id, m->id, sizeof b->model_id) == 0;
 }

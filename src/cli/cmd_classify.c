@@ -21,6 +21,7 @@
 
 static const char *classify_help =
     "Usage: clxp classify -m MODEL_DIR -l LABELS [options] INPUT...\n"
+    "       clxp classify --clip MODEL_DIR --labels-clip LABELS --clap MODEL_DIR --labels-clap LABELS [options] INPUT...\n"
     "\n"
     "Classifies still images and the frames of videos (CLIP models) or audio windows (CLAP models) of any file\n"
     "or URL FFmpeg opens against the prompts of LABELS (zero-shot): probabilities are a softmax over the labels\n"
@@ -32,7 +33,8 @@ static const char *classify_help =
     "unit reports its best category.\n"
     "\n"
     "Prompts and scores:\n"
-    "  -m, --model DIR          Hugging Face CLIP or CLAP model directory (required)\n"
+    "  -m, --model DIR|FILE     Hugging Face CLIP or CLAP model directory (required), or a model file: .bin, .pt,\n"
+    "                           .pth (PyTorch, open_clip, TorchScript, OpenAI; README \"Model files\")\n"
     "  -l, --labels FILE        labels or categories file (required)\n"
     "      --template TEXT      prompt template with '{}' for the label, e.g. 'a photo of {}.'; repeat it to\n"
     "                           average several templates (prompt ensembling). Labels files only.\n"
@@ -50,14 +52,30 @@ static const char *classify_help =
     "      --interval TIME      keep one frame per TIME, by timestamp (e.g. 1 = one frame per second)\n"
     "      --scene X            keep frames at scene changes (libavfilter select='gt(scene,X)', e.g. 0.3)\n"
     "      --keyframes          decode key frames only (fast)\n"
+    "      --skip-nonref        do not decode non-reference frames (faster; with --interval a sampled frame may\n"
+    "                           be the next reference frame after the time asked for)\n"
     "      --start TIME         start at TIME (seeks), like ffmpeg -ss\n"
     "      --duration TIME      stop after TIME, like ffmpeg -t\n"
     "      --vf GRAPH           libavfilter graph applied to frames before classification (e.g. 'crop=iw/2:ih')\n"
     "      --batch N            frames (or audio windows) per inference batch (default 16)\n"
+    "      --boxes FILE         classify the regions of a detections file instead of whole frames (JSON Lines,\n"
+    "                           one line per frame: {\"frame\": N, \"boxes\": [{\"x\":..,\"y\":..,\"w\":..,\"h\":..}]})\n"
+    "      --target LABEL       with --boxes: only the boxes whose detector label is LABEL (case-insensitive)\n"
     "\n"
     "Audio (with a CLAP model: windows of the model's length, e.g. 10 s; the last one repeat-padded):\n"
     "      --hop TIME           time between window starts (default: the window length)\n"
     "      --stream SPEC, --start, --duration as above (SPEC e.g. a:1)\n"
+    "\n"
+    "Video and audio together (one pass over each file: its pictures through a CLIP model, its sound through a\n"
+    "CLAP model; results of both streams in time order, one csv summary with rows for both streams):\n"
+    "      --clip DIR           CLIP model for the video stream (alone: the same as -m DIR)\n"
+    "      --labels-clip FILE   labels or categories file of the CLIP model\n"
+    "      --clap DIR           CLAP model for the audio stream (alone: the same as -m DIR)\n"
+    "      --labels-clap FILE   labels or categories file of the CLAP model\n"
+    "      --template-clap TEXT prompt template of the CLAP labels (repeatable; --template is then the CLIP one's)\n"
+    "      --audio-stream SPEC  audio stream to use (default: the best one); --stream then selects the video stream\n"
+    "                           A file without sound (or a still image) is classified with the CLIP model alone, a\n"
+    "                           file without pictures with the CLAP model alone (with a warning).\n"
     "\n"
     "Output:\n"
     "  -o, --output FILE        write results to FILE (repeatable); format from --format or the extension:\n"
@@ -67,13 +85,16 @@ static const char *classify_help =
     "  -y, --overwrite          overwrite existing output files (otherwise they are an error)\n"
     "      --json               print JSON on stdout instead of the table\n"
     "  -t, --threads N          worker threads (default: all cores)\n"
+    CLI_MODEL_OPTIONS_HELP
     "  -q, --quiet              no table and no progress; only errors\n"
     "  -v, --verbose            more messages on stderr (repeat for FFmpeg's own messages)\n"
     "  -h, --help               show this help\n"
     "\n"
     "Examples:\n"
     "  clxp classify -m clip-vit-base-patch32 -l labels.txt --template 'a photo of {}.' cat.jpg\n"
-    "  clxp classify -m clip-vit-base-patch32 -l categories.txt --interval 1 -o movie.jsonl -o movie.csv movie.mkv\n";
+    "  clxp classify -m clip-vit-base-patch32 -l categories.txt --interval 1 -o movie.jsonl -o movie.csv movie.mkv\n"
+    "  clxp classify --clip clip-vit-base-patch32 --labels-clip scenes.txt --clap clap-htsat-unfused \\\n"
+    "      --labels-clap sounds.txt --interval 1 -o movie.csv movie.mkv\n";
 
 typedef struct output_spec {
     const char *path;
@@ -84,6 +105,10 @@ typedef struct options {
     const char *model, *labels, *bank;
     const char *templates[MAX_TEMPLATES];
     int n_templates, top, json, verbosity, overwrite;
+    /* --clip/--clap: the CLIP model is `model`, the CLAP one `clap` when both are given (a combined run) */
+    const char *clip, *clap, *labels_clip, *labels_clap;
+    const char *templates_clap[MAX_TEMPLATES];
+    int n_templates_clap, combined;
     float confidence, logit_scale, temperature;
     output_spec outputs[MAX_OUTPUTS];
     int n_outputs;
@@ -98,10 +123,43 @@ static int parse_time(const char *s, double *out) {
     return 0;
 }
 
+/* --clip / --clap / --labels-clip / --labels-clap: one of the two models is `model` (-m), both are a combined run.
+ * Returns 0 or a usage error's exit status. */
+static int model_options(options *o) {
+    if (!o->clip && !o->clap) {
+        if (o->labels_clip || o->labels_clap || o->n_templates_clap || o->run.audio_stream)
+            return cli_usage_error("classify", "--labels-clip, --labels-clap, --template-clap and --audio-stream go "
+                                               "with --clip / --clap");
+        return 0;
+    }
+    if (o->model) return cli_usage_error("classify", "-m is not used with --clip / --clap");
+    if ((o->clip && o->labels_clap && !o->clap) || (o->clap && o->labels_clip && !o->clip))
+        return cli_usage_error("classify", "--labels-%s without --%s", o->clip ? "clap" : "clip",
+                               o->clip ? "clap" : "clip");
+    if (o->clip && o->clap) {
+        if (o->labels || !o->labels_clip || !o->labels_clap)
+            return cli_usage_error("classify", "with --clip and --clap, give --labels-clip FILE and --labels-clap FILE "
+                                               "(not -l)");
+        if (o->bank) return cli_usage_error("classify", "--label-bank keeps one model's prompts: not with --clip and --clap");
+        o->combined = 1;
+        o->model = o->clip;
+        o->labels = o->labels_clip;
+        return 0;
+    }
+    if (o->n_templates_clap || o->run.audio_stream)
+        return cli_usage_error("classify", "--template-clap and --audio-stream need both --clip and --clap");
+    const char *own = o->clip ? o->labels_clip : o->labels_clap;
+    if (own && o->labels) return cli_usage_error("classify", "both -l and --labels-%s", o->clip ? "clip" : "clap");
+    o->model = o->clip ? o->clip : o->clap;
+    if (own) o->labels = own;
+    return 0;
+}
+
 static int parse_args(int argc, char **argv, options *o) {
     enum {
         OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON, OPT_STREAM, OPT_EVERY, OPT_INTERVAL,
-        OPT_SCENE, OPT_KEYFRAMES, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP, OPT_BANK
+        OPT_SCENE, OPT_KEYFRAMES, OPT_SKIP_NONREF, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP, OPT_BANK,
+        OPT_BOXES, OPT_TARGET, OPT_CLIP, OPT_CLAP, OPT_LABELS_CLIP, OPT_LABELS_CLAP, OPT_TEMPLATE_CLAP, OPT_AUDIO_STREAM
     };
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"labels", required_argument, NULL, 'l'},
@@ -115,12 +173,21 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"interval", required_argument, NULL, OPT_INTERVAL},
                                          {"scene", required_argument, NULL, OPT_SCENE},
                                          {"keyframes", no_argument, NULL, OPT_KEYFRAMES},
+                                         {"skip-nonref", no_argument, NULL, OPT_SKIP_NONREF},
                                          {"start", required_argument, NULL, OPT_START},
                                          {"duration", required_argument, NULL, OPT_DURATION},
                                          {"vf", required_argument, NULL, OPT_VF},
                                          {"batch", required_argument, NULL, OPT_BATCH},
                                          {"hop", required_argument, NULL, OPT_HOP},
                                          {"label-bank", required_argument, NULL, OPT_BANK},
+                                         {"boxes", required_argument, NULL, OPT_BOXES},
+                                         {"clip", required_argument, NULL, OPT_CLIP},
+                                         {"clap", required_argument, NULL, OPT_CLAP},
+                                         {"labels-clip", required_argument, NULL, OPT_LABELS_CLIP},
+                                         {"labels-clap", required_argument, NULL, OPT_LABELS_CLAP},
+                                         {"template-clap", required_argument, NULL, OPT_TEMPLATE_CLAP},
+                                         {"audio-stream", required_argument, NULL, OPT_AUDIO_STREAM},
+                                         {"target", required_argument, NULL, OPT_TARGET},
                                          {"output", required_argument, NULL, 'o'},
                                          {"format", required_argument, NULL, OPT_FORMAT},
                                          {"overwrite", no_argument, NULL, 'y'},
@@ -129,6 +196,7 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"verbose", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
+                                         CLI_MODEL_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     memset(o, 0, sizeof *o);
     o->top = 5;
@@ -179,6 +247,7 @@ static int parse_args(int argc, char **argv, options *o) {
             break;
         }
         case OPT_KEYFRAMES: o->run.keyframes_only = 1; break;
+        case OPT_SKIP_NONREF: o->run.skip_nonref = 1; break;
         case OPT_START:
             if (parse_time(optarg, &o->run.start)) return cli_usage_error("classify", "bad --start '%s'", optarg);
             break;
@@ -196,6 +265,19 @@ static int parse_args(int argc, char **argv, options *o) {
                 return cli_usage_error("classify", "--hop must be a positive time, got '%s'", optarg);
             break;
         case OPT_BANK: o->bank = optarg; break;
+        case OPT_BOXES: o->run.boxes = optarg; break;
+        case OPT_CLIP: o->clip = optarg; break;
+        case OPT_CLAP: o->clap = optarg; break;
+        case OPT_LABELS_CLIP: o->labels_clip = optarg; break;
+        case OPT_LABELS_CLAP: o->labels_clap = optarg; break;
+        case OPT_TEMPLATE_CLAP:
+            if (o->n_templates_clap == MAX_TEMPLATES)
+                return cli_usage_error("classify", "more than %d templates", MAX_TEMPLATES);
+            if (!strstr(optarg, "{}")) return cli_usage_error("classify", "template '%s' has no '{}'", optarg);
+            o->templates_clap[o->n_templates_clap++] = optarg;
+            break;
+        case OPT_AUDIO_STREAM: o->run.audio_stream = optarg; break;
+        case OPT_TARGET: o->run.target = optarg; break;
         case OPT_FORMAT: pending_format = optarg; break;
         case 'o':
             if (o->n_outputs == MAX_OUTPUTS) return cli_usage_error("classify", "more than %d outputs", MAX_OUTPUTS);
@@ -211,11 +293,22 @@ static int parse_args(int argc, char **argv, options *o) {
         case 'q': o->verbosity = 0; break;
         case 'v': o->verbosity++; break;
         case 'h': fputs(classify_help, stdout); return -1;
+        case CLI_OPT_TOKENIZER:
+        case CLI_OPT_VISION_HEADS:
+        case CLI_OPT_PRECISION:
+        case CLI_OPT_TEXT_HEADS: {
+            int r = cli_model_option("classify", c, optarg, &o->load);
+            if (r) return r;
+            break;
+        }
         default: return cli_usage_error("classify", "invalid option");
         }
     }
     if (pending_format) return cli_usage_error("classify", "--format %s must come before an -o FILE", pending_format);
+    int rc = model_options(o);
+    if (rc != 0) return rc;
     if (!o->model) return cli_usage_error("classify", "missing -m MODEL_DIR");
+    if (o->run.target && !o->run.boxes) return cli_usage_error("classify", "--target needs --boxes FILE");
     if (!o->labels && !(o->bank && access(o->bank, F_OK) == 0))
         return cli_usage_error("classify", "missing -l LABELS (or an existing --label-bank FILE)");
     if (optind >= argc) return cli_usage_error("classify", "no input images or videos");
@@ -347,6 +440,15 @@ static clxp_status get_bank(const options *o, clxp_model *m, clxp_labelbank **ou
     return st;
 }
 
+/* --clip DIR must be a CLIP model and --clap DIR a CLAP model (flag NULL: nothing to check). */
+static clxp_status check_kind(clxp_model *m, const char *flag, const char *kind, clxp_error *err) {
+    const char *have = clxp_model_get_info(m)->kind;
+    if (!flag || strcmp(have, kind) == 0) return CLXP_OK;
+    return clxp_err_set(err, CLXP_ERR_INVALID, "--%s %s: this is a %s model (%s); use --%s for it", kind, flag,
+                        strcmp(have, "clap") == 0 ? "CLAP" : "CLIP",
+                        strcmp(have, "clap") == 0 ? "audio" : "images and video", have);
+}
+
 int cmd_classify(int argc, char **argv) {
     options o;
     int rc = parse_args(argc, argv, &o);
@@ -354,12 +456,22 @@ int cmd_classify(int argc, char **argv) {
     cli_setup_logging(o.verbosity);
 
     clxp_error err = {0};
-    clxp_model *m = NULL;
-    clxp_labelbank *bank = NULL;
-    if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK || get_bank(&o, m, &bank, &err) != CLXP_OK) {
+    clxp_model *m = NULL, *am = NULL; /* am: the CLAP model of a combined run */
+    clxp_labelbank *bank = NULL, *abank = NULL;
+    if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK || check_kind(m, o.clip, "clip", &err) != CLXP_OK ||
+        check_kind(m, o.combined ? NULL : o.clap, "clap", &err) != CLXP_OK || get_bank(&o, m, &bank, &err) != CLXP_OK ||
+        (o.combined && (clxp_model_load(o.clap, &o.load, &am, &err) != CLXP_OK ||
+                        check_kind(am, o.clap, "clap", &err) != CLXP_OK ||
+                        clxp_labelbank_load_file(am, o.labels_clap, o.templates_clap, o.n_templates_clap, &abank,
+                                                 &err) != CLXP_OK))) {
+        clxp_labelbank_free(bank);
+        clxp_model_free(am);
         clxp_model_free(m);
         return cli_fail(&err);
     }
+    if ((o.verbosity > 1 || (o.verbosity > 0 && isatty(2))) && o.load.precision == CLXP_PRECISION_AUTO)
+        fprintf(stderr, "clxp: %s arithmetic (--precision auto%s)\n", clxp_model_get_info(m)->precision,
+                strcmp(clxp_model_get_info(m)->precision, "bf16") == 0 ? ": this CPU has bf16; fp32 is exact" : "");
     const int n_in = argc - optind;
     const char *const *inputs = (const char *const *)argv + optind;
     run_state s = {.o = &o};
@@ -376,7 +488,9 @@ int cmd_classify(int argc, char **argv) {
         for (int k = 0; k < n_in && st == CLXP_OK; k++) /* never write over an input */
             if (strcmp(inputs[k], o.outputs[i].path) == 0 || out_same_file(inputs[k], o.outputs[i].path))
                 st = clxp_err_set(&err, CLXP_ERR_INVALID, "%s: output file is also an input", o.outputs[i].path);
-        if (st == CLXP_OK) st = out_open(o.outputs[i].path, f, bank, &oo, &s.writers[s.n_writers], &err);
+        const clxp_labelbank *banks[2] = {bank, abank};
+        if (st == CLXP_OK)
+            st = out_open_banks(o.outputs[i].path, f, banks, abank ? 2 : 1, &oo, &s.writers[s.n_writers], &err);
         if (st == CLXP_OK) s.n_writers++;
     }
     o.run.progress = on_progress;
@@ -386,15 +500,16 @@ int cmd_classify(int argc, char **argv) {
     const int clip = strcmp(clxp_model_get_info(m)->kind, "clip") == 0;
     for (int i = 0; i < n_in && st == CLXP_OK && !g_signal;) {
         int j = i;
-        while (clip && j < n_in && media_is_still_image(inputs[j])) j++;
+        while (clip && !o.run.boxes && j < n_in && media_is_still_image(inputs[j])) j++; /* boxes: clxp_run_file */
         if (j > i) {
             st = run_images(m, bank, inputs + i, j - i, &s, &err);
             i = j;
             continue;
         }
         report_begin_input(s.rep, inputs[i]);
-        st = clxp_run_file(m, bank, inputs[i], &o.run, on_result, &s, &err);
-        report_end_input(s.rep);
+        st = am ? clxp_run_file_av(m, bank, am, abank, inputs[i], &o.run, on_result, &s, &err)
+                : clxp_run_file(m, bank, inputs[i], &o.run, on_result, &s, &err);
+        report_end_input(s.rep, st == CLXP_OK && s.st == CLXP_OK);
         if (st == CLXP_OK && s.st != CLXP_OK) {
             st = s.st;
             err = s.err;
@@ -408,7 +523,9 @@ int cmd_classify(int argc, char **argv) {
     }
     report_free(s.rep);
     clxp_labelbank_free(bank);
+    clxp_labelbank_free(abank);
     clxp_model_free(m);
+    clxp_model_free(am);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");
     if (st != CLXP_OK) return cli_fail(&err);
     if (g_signal) {

@@ -8,16 +8,18 @@
 #include "cli/cli.h"
 
 static const char *info_help =
-    "Usage: clxp info [options] MODEL_DIR\n"
+    "Usage: clxp info [options] MODEL_DIR|MODEL_FILE\n"
     "\n"
-    "Loads a Hugging Face CLIP or CLAP model directory, prints its configuration (input size, towers,\n"
-    "dimensions, weight dtype, parameter count) and runs a self-test forward pass (a gray image or a\n"
+    "Loads a Hugging Face CLIP or CLAP model directory (or another model file or directory: PyTorch .bin/.pt,\n"
+    "open_clip, TorchScript, OpenAI), prints its format and how it was mapped, its configuration (input size,\n"
+    "towers, dimensions, weight dtype, parameter count) and runs a self-test forward pass (a gray image or a\n"
     "tone, and two prompts) that checks every output is finite. Exits non-zero with a one-line error\n"
     "if the model cannot be loaded or is not supported.\n"
     "\n"
     "Options:\n"
     "  --json            print the configuration as JSON\n"
     "  -t, --threads N   worker threads (default: all cores)\n"
+    CLI_MODEL_OPTIONS_HELP
     "  -h, --help        show this help\n";
 
 static void print_json(const clxp_model_info *i, int selftest_ok) {
@@ -28,6 +30,10 @@ static void print_json(const clxp_model_info *i, int selftest_ok) {
     cJSON_AddNumberToObject(o, "logit_scale", i->logit_scale);
     cJSON_AddStringToObject(o, "weights_dtype", i->weights_dtype);
     cJSON_AddNumberToObject(o, "parameters", (double)i->n_params);
+    cJSON_AddStringToObject(o, "precision", i->precision);
+    if (i->format) cJSON_AddStringToObject(o, "format", i->format);
+    if (i->format_detail) cJSON_AddStringToObject(o, "format_detail", i->format_detail);
+    if (i->weights_file) cJSON_AddStringToObject(o, "weights_file", i->weights_file);
     if (strcmp(i->kind, "clap") == 0) {
         cJSON *a = cJSON_AddObjectToObject(o, "audio");
         cJSON_AddNumberToObject(a, "sample_rate", i->sample_rate);
@@ -72,9 +78,11 @@ static void print_json(const clxp_model_info *i, int selftest_ok) {
 static void print_text(const clxp_model_info *i) {
     const int clap = strcmp(i->kind, "clap") == 0;
     printf("model          %s\n", i->path);
+    if (i->format) printf("format         %s: %s\n", i->format, i->format_detail ? i->format_detail : "");
     printf("kind           %s, embedding dim %d, logit scale %.4f", i->kind, i->embed_dim, i->logit_scale);
     if (clap) printf(" (audio; text %.4f)", i->logit_scale_text);
     printf("\nweights        %s, %.2f M parameters\n", i->weights_dtype, (double)i->n_params / 1e6);
+    printf("precision      %s (matrix products; --precision fp32|bf16|auto)\n", i->precision);
     if (clap) {
         printf("audio          HTSAT, %d Hz, %.2f s windows, %d mel bins, %d stages, window %d, hidden %d, "
                "truncation %s\n",
@@ -86,7 +94,7 @@ static void print_text(const clxp_model_info *i) {
                i->vision_act);
     }
     printf("text           %scontext %d, vocab %d, hidden %d, %d layers, %d heads, MLP %d, %s\n",
-           clap ? "RoBERTa, " : "", i->context_length, i->vocab_size, i->text_hidden, i->text_layers, i->text_heads,
+           clap ? (i->format && strcmp(i->format, "msclap") == 0 ? "GPT-2, " : "RoBERTa, ") : "", i->context_length, i->vocab_size, i->text_hidden, i->text_layers, i->text_heads,
            i->text_mlp, i->text_act);
     if (!clap)
         printf("preprocess     shortest edge %d, center crop %d, mean (%.4f, %.4f, %.4f), std (%.4f, %.4f, %.4f)\n",
@@ -98,6 +106,7 @@ int cmd_info(int argc, char **argv) {
     static const struct option opts[] = {{"json", no_argument, NULL, 'j'},
                                          {"threads", required_argument, NULL, 't'},
                                          {"help", no_argument, NULL, 'h'},
+                                         CLI_MODEL_LONG_OPTIONS,
                                          {NULL, 0, NULL, 0}};
     int json = 0, c;
     clxp_load_options lo = {0};
@@ -109,7 +118,10 @@ int cmd_info(int argc, char **argv) {
             if (cli_parse_int(optarg, 1, 4096, &lo.n_threads)) return cli_usage_error("info", "bad --threads '%s'", optarg);
             break;
         case 'h': fputs(info_help, stdout); return 0;
-        default: return cli_usage_error("info", "invalid option");
+        default: {
+            int r = cli_model_option("info", c, optarg, &lo);
+            if (r) return r;
+        }
         }
     }
     if (optind != argc - 1) return cli_usage_error("info", "expected exactly one MODEL_DIR");

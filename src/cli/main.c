@@ -15,15 +15,19 @@ static const char *usage_text =
     "Usage:\n"
     "  clxp classify -m MODEL_DIR -l LABELS.txt [options] IMAGE...\n"
     "  clxp info [--json] MODEL_DIR\n"
+    "  clxp convert [-y] MODEL OUT_DIR\n"
     "  clxp --help | --version\n"
     "\n"
     "Commands:\n"
     "  classify   rank the labels of a labels file for each image\n"
     "  info       load a model, print its configuration and run a self-test\n"
+    "  convert    write a model file (PyTorch .bin/.pt, open_clip, TorchScript, OpenAI) as a HF directory\n"
     "\n"
     "Run 'clxp COMMAND --help' for the options of a command.\n"
     "MODEL_DIR is a Hugging Face CLIP model directory (config.json, model.safetensors,\n"
-    "tokenizer.json, preprocessor_config.json), e.g. a download of openai/clip-vit-base-patch32.\n";
+    "tokenizer.json, preprocessor_config.json), e.g. a download of openai/clip-vit-base-patch32,\n"
+    "or another model file or directory: pytorch_model.bin, an open_clip checkpoint, a TorchScript or\n"
+    "OpenAI .pt archive (see README \"Model files\").\n";
 
 int cli_fail(const clxp_error *err) {
     fprintf(stderr, "clxp: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
@@ -103,6 +107,7 @@ int main(int argc, char **argv) {
     cli_setup_logging(1);
     if (!strcmp(cmd, "classify")) return cmd_classify(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     fprintf(stderr, "clxp: unknown command '%s' (see 'clxp --help')\n", cmd);
     return CLI_EXIT_USAGE;
 }

@@ -20,6 +20,7 @@ struct report {
     FILE *mem;
     cJSON *root, *results;
     int in_video, progress_shown;
+    const char *pending; /* a video's name, printed with its first row (a run that fails prints nothing) */
     double t0;
     int64_t frames_at_start;
 };
@@ -170,20 +171,48 @@ static void video_row(report *r, FILE *f, const clxp_result *res) {
     fputc('\n', f);
 }
 
+/* The table so far: earlier (buffered) image tables, then the pending video's name. */
+static void flush_pending(report *r) {
+    if (!r->pending) return;
+    fflush(r->mem); /* keep the order of earlier (buffered) image tables */
+    fwrite(r->buf, 1, r->buf_len, stdout);
+    rewind(r->mem);
+    r->buf_len = 0;
+    printf("%s\n", r->pending);
+    fflush(stdout);
+    r->pending = NULL;
+}
+
 void report_begin_input(report *r, const char *input) {
     r->in_video = 1;
     r->t0 = now();
-    if (r->o.table) {
-        fflush(r->mem); /* keep the order of earlier (buffered) image tables */
-        fwrite(r->buf, 1, r->buf_len, stdout);
-        rewind(r->mem);
-        r->buf_len = 0;
-        printf("%s\n", input);
-        fflush(stdout);
-    }
+    if (r->o.table) r->pending = input;
 }
 
+static void report_result_of_bank(report *r, const clxp_result *res);
+
+/* A result of another bank than the first (a combined video + audio run): shown with that bank's labels. */
 void report_result(report *r, const clxp_result *res) {
+    if (!res->bank || res->bank == r->b) {
+        report_result_of_bank(r, res);
+        return;
+    }
+    const clxp_labelbank *b0 = r->b;
+    const int n0 = r->n_classes, k0 = r->k;
+    int *idx0 = r->idx;
+    r->b = res->bank;
+    r->n_classes = clxp_labelbank_n_classes(r->b);
+    r->k = r->o.top <= 0 || r->o.top > r->n_classes ? r->n_classes : r->o.top;
+    r->idx = r->k > k0 ? malloc((size_t)r->k * sizeof *r->idx) : idx0;
+    if (r->idx) report_result_of_bank(r, res);
+    if (r->idx != idx0) free(r->idx);
+    r->b = b0;
+    r->n_classes = n0;
+    r->k = k0;
+    r->idx = idx0;
+}
+
+static void report_result_of_bank(report *r, const clxp_result *res) {
     if (!clxp_labelbank_n_units(r->b)) score_top_k(res->scores, r->n_classes, r->k, r->idx);
     if (r->o.json) {
         cJSON_AddItemToArray(r->results, result_json(r, res));
@@ -192,6 +221,7 @@ void report_result(report *r, const clxp_result *res) {
     if (!r->o.table) return;
     if (r->in_video) {
         clear_progress(r);
+        flush_pending(r);
         video_row(r, stdout, res);
     } else {
         image_rows(r, r->mem, res);
@@ -214,8 +244,10 @@ void report_progress(report *r, double pos, double dur, int64_t frames) {
     r->progress_shown = 1;
 }
 
-void report_end_input(report *r) {
+void report_end_input(report *r, int ok) {
     clear_progress(r);
+    if (ok) flush_pending(r);
+    r->pending = NULL;
     r->in_video = 0;
     fflush(stdout);
 }

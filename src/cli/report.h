@@ -23,7 +23,7 @@ clxp_status report_create(const clxp_labelbank *b, const report_options *o, repo
 void report_begin_input(report *r, const char *input); /* a video (rows printed live) */
 void report_result(report *r, const clxp_result *res);
 void report_progress(report *r, double pos, double dur, int64_t frames);
-void report_end_input(report *r);
+void report_end_input(report *r, int ok); /* ok: the input succeeded (print its name even without rows) */
 /* Print what was buffered (image tables, the JSON document). */
 clxp_status report_finish(report *r, clxp_error *err);
 void report_free(report *r);

@@ -16,6 +16,7 @@
 #include <libavutil/samplefmt.h>
 #include <libswresample/swresample.h>
 
+#include "media/demux.h"
 #include "util/error.h"
 
 /* With start > 0, decoding starts this long before the point asked for (decoder and resampler warm-up). */
@@ -144,8 +145,10 @@ static clxp_status pick_stream(audio_reader *r, clxp_error *err) {
         e = avcodec_open2(r->dec, codec, NULL);
     }
     if (e < 0) return av_fail(err, CLXP_ERR_FORMAT, e, "cannot open the audio decoder", r->url);
-    for (unsigned i = 0; i < r->fmt->nb_streams; i++)
-        if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
+    if (r->opt.demux) demux_want(r->opt.demux, idx);
+    else
+        for (unsigned i = 0; i < r->fmt->nb_streams; i++)
+            if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
     return CLXP_OK;
 }
 
@@ -173,13 +176,18 @@ clxp_status audio_open(const char *url, const audio_options *o, audio_reader **o
     r->opt = *o;
     r->out_rate = o->sample_rate;
     r->remaining = o->duration > 0 ? llround(o->duration * o->sample_rate) : -1;
+    int e;
+    if (r->opt.demux) { /* shared: already open */
+        r->fmt = demux_context(r->opt.demux);
+        goto opened;
+    }
     r->fmt = avformat_alloc_context();
     if (!r->fmt) {
         st = no_memory(r, err);
         goto fail;
     }
     if (r->opt.interrupt) r->fmt->interrupt_callback = (AVIOInterruptCB){r->opt.interrupt, r->opt.interrupt_user};
-    int e = avformat_open_input(&r->fmt, url, NULL, NULL); /* frees the context on failure */
+    e = avformat_open_input(&r->fmt, url, NULL, NULL); /* frees the context on failure */
     if (e < 0) {
         st = av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
         goto fail;
@@ -189,6 +197,7 @@ clxp_status audio_open(const char *url, const audio_options *o, audio_reader **o
         st = av_fail(err, CLXP_ERR_FORMAT, e, "cannot read stream information", url);
         goto fail;
     }
+opened:
     if ((st = pick_stream(r, err)) != CLXP_OK) goto fail;
     r->start_offset = r->st->start_time != AV_NOPTS_VALUE ? r->st->start_time * av_q2d(r->st->time_base) : 0;
     r->pkt = av_packet_alloc();
@@ -199,7 +208,7 @@ clxp_status audio_open(const char *url, const audio_options *o, audio_reader **o
     }
     r->last_pkt_time = NAN;
     double from = r->opt.start - SEEK_PREROLL_S;
-    if (from > 0) {
+    if (from > 0 && !r->opt.demux) {
         int64_t ts = (int64_t)((from + r->start_offset) / av_q2d(r->st->time_base));
         e = avformat_seek_file(r->fmt, r->st->index, INT64_MIN, ts, ts, 0);
         if (e < 0) clxp_log(CLXP_LOG_WARN, "%s: cannot seek to %.3f s, decoding from the start", url, r->opt.start);
@@ -217,7 +226,7 @@ void audio_close(audio_reader *r) {
     av_frame_free(&r->frame);
     av_packet_free(&r->pkt);
     avcodec_free_context(&r->dec);
-    avformat_close_input(&r->fmt);
+    if (!r->opt.demux) avformat_close_input(&r->fmt);
     free(r->acc);
     free(r->mono);
     free(r->rs);
@@ -263,7 +272,7 @@ static int decode_next(audio_reader *r, clxp_error *err, clxp_status *st) {
             }
             return 0;
         }
-        e = av_read_frame(r->fmt, r->pkt);
+        e = r->opt.demux ? demux_read(r->opt.demux, r->st->index, r->pkt) : av_read_frame(r->fmt, r->pkt);
         if (e == AVERROR_EXIT || e == AVERROR_EOF || e == AVERROR(EIO) || (e < 0 && avio_feof(r->fmt->pb))) {
             r->input_eof = 1; /* interrupted, or the end of the input */
             continue;

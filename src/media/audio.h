@@ -63,6 +63,8 @@ typedef struct audio_options {
     int (*interrupt)(void *user); /* non-zero: abort blocking reads (FFmpeg's interrupt callback); may be NULL.
                                    * An interrupted read ends the stream (audio_read then reports the end). */
     void *interrupt_user;
+    struct demuxer *demux; /* read through this shared demuxer (media/demux.h; url then only names the input in
+                            * messages; no seek: the demuxer's owner seeks), or NULL: open url */
 } audio_options;
 
 typedef struct audio_reader audio_reader;

@@ -204,6 +204,7 @@ static clxp_status log_mel(const clap_fe *fe, const float *w, size_t n, float *o
                 int64_t s0 = (int64_t)f * hop - half;
                 for (int k = 0; k < N; k++) buf[k] = (double)w[reflect(s0 + k, n)] * fe->window[k];
                 fn[t](tx[t], X, buf, sizeof(double));
+                X[half].im = 0; /* FFmpeg 5.1's RDFT leaves the Nyquist bin's (zero) imaginary part unwritten */
                 for (int k = 0; k < K; k++) {
                     /* the reference stores the rfft result as complex64, then takes |.| in float64 */
                     double re = (double)(float)X[k].re, im = (double)(float)X[k].im;

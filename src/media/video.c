@@ -17,6 +17,7 @@
 #include <libavutil/error.h>
 #include <libavutil/pixdesc.h>
 
+#include "media/demux.h"
 #include "media/image.h"
 #include "util/error.h"
 
@@ -223,11 +224,14 @@ static clxp_status pick_stream(video_reader *r, clxp_error *err) {
         r->dec->pkt_timebase = r->st->time_base;
         r->dec->thread_count = 0; /* FFmpeg picks the number of threads */
         if (r->opt.keyframes_only) r->dec->skip_frame = AVDISCARD_NONKEY;
+        else if (r->opt.skip_nonref) r->dec->skip_frame = AVDISCARD_NONREF;
         e = avcodec_open2(r->dec, codec, NULL);
     }
     if (e < 0) return av_fail(err, CLXP_ERR_FORMAT, e, "cannot open the video decoder", r->url);
-    for (unsigned i = 0; i < r->fmt->nb_streams; i++)
-        if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
+    if (r->opt.demux) demux_want(r->opt.demux, idx);
+    else
+        for (unsigned i = 0; i < r->fmt->nb_streams; i++)
+            if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
     return CLXP_OK;
 }
 
@@ -241,13 +245,18 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
     if (o) r->opt = *o;
     for (int i = 0; i < PTS_MAP_SIZE; i++) r->map_pts[i] = AV_NOPTS_VALUE;
     clxp_status st = CLXP_OK;
+    int e;
+    if (r->opt.demux) { /* shared: already open */
+        r->fmt = demux_context(r->opt.demux);
+        goto opened;
+    }
     r->fmt = avformat_alloc_context();
     if (!r->fmt) {
         st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
         goto fail;
     }
     if (r->opt.interrupt) r->fmt->interrupt_callback = (AVIOInterruptCB){r->opt.interrupt, r->opt.interrupt_user};
-    int e = avformat_open_input(&r->fmt, url, NULL, NULL);
+    e = avformat_open_input(&r->fmt, url, NULL, NULL);
     if (e < 0) {
         st = av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
         goto fail;
@@ -257,6 +266,7 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
         st = av_fail(err, CLXP_ERR_FORMAT, e, "cannot read stream information", url);
         goto fail;
     }
+opened:
     if ((st = pick_stream(r, err)) != CLXP_OK) goto fail;
     r->fps = av_guess_frame_rate(r->fmt, r->st, NULL);
     r->start_offset = r->st->start_time != AV_NOPTS_VALUE ? r->st->start_time * av_q2d(r->st->time_base) : 0;
@@ -267,8 +277,8 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
         st = clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", url);
         goto fail;
     }
-    r->counts_exact = !r->opt.keyframes_only && r->opt.start <= 0;
-    if (r->opt.start > 0) {
+    r->counts_exact = !r->opt.keyframes_only && !r->opt.skip_nonref && r->opt.start <= 0;
+    if (r->opt.start > 0 && !r->opt.demux) {
         int64_t ts = (int64_t)((r->opt.start + r->start_offset) / av_q2d(r->st->time_base));
         e = avformat_seek_file(r->fmt, r->st->index, INT64_MIN, ts, ts, 0);
         if (e < 0) clxp_log(CLXP_LOG_WARN, "%s: cannot seek to %.3f s, decoding from the start", url, r->opt.start);
@@ -287,7 +297,7 @@ void video_close(video_reader *r) {
     av_frame_free(&r->filtered);
     av_packet_free(&r->pkt);
     avcodec_free_context(&r->dec);
-    avformat_close_input(&r->fmt);
+    if (!r->opt.demux) avformat_close_input(&r->fmt);
     free(r->rgb);
     free(r->url);
     free(r);
@@ -338,7 +348,7 @@ static int decode_next(video_reader *r, clxp_error *err, clxp_status *st) {
             }
             return 0;
         }
-        e = av_read_frame(r->fmt, r->pkt);
+        e = r->opt.demux ? demux_read(r->opt.demux, r->st->index, r->pkt) : av_read_frame(r->fmt, r->pkt);
         if (e == AVERROR_EXIT) { /* interrupted: end of input */
             r->input_eof = 1;
             continue;
@@ -422,9 +432,11 @@ clxp_status video_next(video_reader *r, video_frame *out, int *eof, clxp_error *
                 AVFrame *f = r->filtered;
                 if ((int64_t)f->width * f->height > CLXP_IMAGE_MAX_PIXELS || f->width > CLXP_IMAGE_MAX_SIDE ||
                     f->height > CLXP_IMAGE_MAX_SIDE) {
+                    const int fw = f->width, fh = f->height; /* read before the unref clears them */
                     av_frame_unref(f);
-                    return clxp_err_set(err, CLXP_ERR_LIMIT, "%s: frame of %dx%d pixels is over the limit", r->url,
-                                        f->width, f->height);
+                    return clxp_err_set(err, CLXP_ERR_LIMIT,
+                                        "%s: frame of %dx%d pixels is over the limit (%d per side, %lld pixels in all)",
+                                        r->url, fw, fh, CLXP_IMAGE_MAX_SIDE, (long long)CLXP_IMAGE_MAX_PIXELS);
                 }
                 size_t need = (size_t)f->width * f->height * 3;
                 if (need > r->rgb_cap) {

@@ -5,6 +5,8 @@
  *   start/duration  seek to `start` (to the key frame before it, then decode and drop frames before start, as
  *                   ffmpeg's -ss does) and stop after `duration` seconds;
  *   keyframes_only  the decoder skips every non-key frame (fast: those are never decoded);
+ *   skip_nonref     the decoder skips non-reference frames (cheaper decoding; a time-sampled frame is then the
+ *                   first reference frame at or after the time asked for);
  *   vf              any libavfilter graph, after the display transform;
  *   scene           libavfilter's select='gt(scene,X)': frames that differ from the previous one by more than X;
  *   every_t         at most one frame per T seconds by timestamp: the first frame at or after start + k*T, k=0,1..;
@@ -23,6 +25,7 @@
 typedef struct video_options {
     const char *stream; /* FFmpeg stream specifier, NULL: best video stream */
     int keyframes_only;
+    int skip_nonref;
     double start, duration; /* seconds; duration 0: to the end */
     double scene;           /* > 0: scene-change threshold */
     double every_t;         /* > 0: seconds between kept frames */
@@ -30,6 +33,8 @@ typedef struct video_options {
     const char *vf;         /* user filter graph (a chain: "scale=320:-1,eq=contrast=1.2"), or NULL */
     int (*interrupt)(void *user); /* non-zero: abort blocking reads (FFmpeg's interrupt callback); may be NULL */
     void *interrupt_user;
+    struct demuxer *demux; /* read through this shared demuxer (media/demux.h; url then only names the input in
+                            * messages; no seek: the demuxer's owner seeks), or NULL: open url */
 } video_options;
 
 typedef struct video_frame {
