@@ -114,7 +114,7 @@ FUZZ_CC ?= clang
 FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME ?= 60
 FUZZ_ARGS ?=
-FUZZ_TARGETS ?= safetensors config tokenizer_load tokenizer_encode prompts boxes json image
+FUZZ_TARGETS ?= safetensors config tokenizer_load tokenizer_encode prompts boxes json image pickle torch
 FUZZ_SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -march=x86-64-v3 $(WARN) -Wno-pass-failed -fopenmp -Iinclude -Isrc $(PKG_CFLAGS) \
 	$(FUZZ_SANFLAGS) -DCLXP_LIBFUZZER -DCLXP_IMAGE_MAX_SIDE=4096 -DCLXP_IMAGE_MAX_PIXELS=1048576

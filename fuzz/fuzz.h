@@ -20,6 +20,8 @@ int fuzz_prompts(const uint8_t *data, size_t size);
 int fuzz_boxes(const uint8_t *data, size_t size);
 int fuzz_json(const uint8_t *data, size_t size);
 int fuzz_image(const uint8_t *data, size_t size);
+int fuzz_pickle(const uint8_t *data, size_t size);
+int fuzz_torch(const uint8_t *data, size_t size);
 
 /* fuzz_tokenizer_encode needs the real tokenizers loaded first. data_dir is the test data directory
  * (tests/data). Returns 0 on success, -1 (after printing why to stderr) otherwise. */

@@ -31,6 +31,7 @@ for t in "$@"; do
     case $t in
     tokenizer_load) flags="$flags -max_len=16384" ;;
     safetensors) flags="$flags -max_len=8192" ;;
+    torch) flags="$flags -max_len=32768" ;;
     image) flags="$flags -max_len=65536 -rss_limit_mb=4096" ;;
     esac
     [ -f "fuzz/dict/$t.dict" ] && flags="$flags -dict=fuzz/dict/$t.dict"

@@ -92,6 +92,8 @@ TEST(tokenizer_encode) {
 TEST(prompts) { replay("prompts", fuzz_prompts); }
 TEST(boxes) { replay("boxes", fuzz_boxes); }
 TEST(json) { replay("json", fuzz_json); }
+TEST(pickle) { replay("pickle", fuzz_pickle); }
+TEST(torch) { replay("torch", fuzz_torch); }
 TEST(image) {
     fuzz_image_init();
     replay("image", fuzz_image);
@@ -168,6 +170,8 @@ int main(void) {
     RUN(prompts);
     RUN(boxes);
     RUN(json);
+    RUN(pickle);
+    RUN(torch);
     RUN(image);
     return test_summary();
 }
