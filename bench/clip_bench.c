@@ -1,9 +1,9 @@
 /* clip_bench: throughput of the CLIP towers on real configurations with random weights, in fp32 and bf16, against
  * the GEMM peak of the same precision measured in the same process, with peak memory, the label-bank build time
- * and a PyTorch comparison row. `make bench` runs it (bench/run.sh).
+ * and PyTorch and ONNX Runtime comparison rows. `make bench` runs it (bench/run.sh).
  *
  *   build/bench/clip_bench [--configs b32,b16,l14] [--config PATH ...] [--precisions fp32,bf16] [--reps N]
- *                          [--min-time SEC] [--torch | --no-torch] [--keep]
+ *                          [--min-time SEC] [--torch | --no-torch] [--ort | --no-ort] [--keep]
  *
  * For each configuration (default: ViT-B/32, ViT-B/16, ViT-L/14 from bench/configs):
  * 1. A temporary model directory: config.json (copied), model.safetensors with N(0, 0.02) weights for every tensor
@@ -21,6 +21,11 @@
  * 3. --torch (default when /usr/bin/python3 has torch): bench/torch_clip.py runs a plain PyTorch module of the same
  *    image tower on the same weights, same thread count, with OpenMP OpenBLAS and OPENBLAS_CORETYPE set for this
  *    CPU; its fp32 output is compared with clxp's (relative max difference) and clxp/PyTorch ratios printed.
+ * 4. --ort (default when /usr/bin/python3 has torch and bench/ort has onnxruntime-node): bench/onnx_export.py exports
+ *    the same PyTorch modules (image tower; CLIP-B text tower) to ONNX (opset 14, dynamic batch axis) and
+ *    bench/ort/ort_clip.js runs them with onnxruntime-node's CPU execution provider (intra-op threads = the thread
+ *    count, all graph optimisations); fp32 outputs compared with clxp's, clxp/ORT ratios printed (bf16 rows against
+ *    ORT fp32). ViT-B/32 only, like the PyTorch row.
  * Threads: OMP_NUM_THREADS, else all online CPUs; oneDNN and clxp's kernels share one OpenMP pool.
  */
 #include <dnnl.h>
@@ -256,7 +261,8 @@ static int write_model_dir(const clip_config *cfg, const char *config_path, cons
 static void remove_model_dir(const char *dir) {
     static const char *const files[] = {"config.json", "model.safetensors", "tokenizer.json", "special_tokens_map.json",
                                         "tokenizer_config.json", "check_pixels.f32",
-                                        "check_embeds.f32"};
+                                        "check_embeds.f32", "check_ids.i32", "check_text_embeds.f32",
+                                        "vision.onnx", "text.onnx"};
     char path[4200];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         snprintf(path, sizeof path, "%s/%s", dir, files[i]);
@@ -468,7 +474,7 @@ typedef struct {
     int precisions[2], n_precisions;
     int reps;
     double min_time;
-    int torch, keep;
+    int torch, ort, keep;
 } options;
 
 #define SEED_CATEGORIES "tests/data/seed/categories_clip.txt"
@@ -606,6 +612,24 @@ static int child_measure(const char *dir, const config_entry *ce, int prec, cons
             *w = (row){.batch = Bmax, .tokens = Tc, .flops = text_flops(cfg, Tc) * Bmax};
             snprintf(w->name, sizeof w->name, "%s", names[i]);
             if (!measure(run_text, &tc, 2, opt->reps, opt->min_time, &pr, w->flops, &w->t)) goto out;
+            if (i == 0 && prec == NN_FP32) {
+                /* the first prompt (its Tc ids) and its fp32 embedding, for the ONNX Runtime row to compare with */
+                char path[4200];
+                clxp_error e2;
+                snprintf(path, sizeof path, "%s/check_ids.i32", dir);
+                FILE *f = fopen(path, "wb");
+                int wok = f && fwrite(ids, sizeof *ids, (size_t)Tc, f) == (size_t)Tc;
+                if (f && fclose(f) != 0) wok = 0;
+                if (wok && clip_encode_tokens(m, ids, mask, 1, Tt, 0, embeds, NULL, NULL, &e2) == CLXP_OK) {
+                    snprintf(path, sizeof path, "%s/check_text_embeds.f32", dir);
+                    f = fopen(path, "wb");
+                    if (f) {
+                        if (fwrite(embeds, sizeof(float), (size_t)cfg->projection_dim, f) != (size_t)cfg->projection_dim)
+                            fprintf(stderr, "clip_bench: cannot write %s\n", path);
+                        fclose(f);
+                    }
+                }
+            }
         }
         /* the seed's categories file, through the library (tokenizer, EOS trimming, length-sorted batches) */
         if (clxp_is_file(SEED_CATEGORIES)) {
@@ -717,6 +741,55 @@ static int run_torch(const char *dir, int threads, const options *opt, double it
     return pclose(p) == 0 && n == 4;
 }
 
+/* ---- ONNX Runtime ----------------------------------------------------------------------------------------------- */
+
+#define ORT_DIR "bench/ort"
+
+static int have_ort(void) {
+    return have_torch() && system("cd " ORT_DIR " && node -e \"require('onnxruntime-node')\" >/dev/null 2>&1") == 0;
+}
+
+typedef struct {
+    double image[2], text[2]; /* items/s: image batch 1 / 16; text batch 16, 10 / full-context tokens */
+    double image_diff, text_diff; /* relative max difference to clxp's fp32 output, -1 if not checked */
+    char version[32];
+    int text_ok;
+} ort_result;
+
+/* Exports the towers with bench/onnx_export.py into dir, then times them with bench/ort/ort_clip.js. */
+static int run_ort(const char *dir, int threads, int text, const options *opt, ort_result *o) {
+    char cmd[8192];
+    memset(o, 0, sizeof *o);
+    o->image_diff = o->text_diff = -1;
+    snprintf(cmd, sizeof cmd, "PYTHONWARNINGS=ignore OMP_NUM_THREADS=%d " PYTHON " bench/onnx_export.py '%s'%s >/dev/null",
+             threads, dir, text ? " --text" : "");
+    if (system(cmd) != 0) {
+        fprintf(stderr, "clip_bench: the ONNX export failed (bench/onnx_export.py)\n");
+        return 0;
+    }
+    snprintf(cmd, sizeof cmd, "node " ORT_DIR "/ort_clip.js '%s' --threads %d --batches 1,16 --reps %d --min-time %g%s",
+             dir, threads, opt->reps, opt->min_time, text ? " --text" : "");
+    FILE *p = popen(cmd, "r");
+    if (!p) return 0;
+    char line[512];
+    int n = 0, nt = 0;
+    while (fgets(line, sizeof line, p)) {
+        int b, len;
+        double ips, ms, d;
+        int k;
+        if ((k = sscanf(line, "image %d fp32 %lf %lf maxdiff %lf", &b, &ips, &ms, &d)) >= 3) {
+            o->image[b == 16] = ips, n++;
+            if (k == 4) o->image_diff = d;
+        } else if ((k = sscanf(line, "text %d %d fp32 %lf %lf maxdiff %lf", &b, &len, &ips, &ms, &d)) >= 4) {
+            o->text[len > 10] = ips, nt++;
+            if (k == 5) o->text_diff = d;
+        } else
+            (void)sscanf(line, "version %31s", o->version);
+    }
+    o->text_ok = nt == 2;
+    return pclose(p) == 0 && n == 2 && (!text || o->text_ok);
+}
+
 /* ---- the table ------------------------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -727,6 +800,8 @@ typedef struct {
     int ok[2];
     double torch[2][2], torch_diff; /* [bf16][batch 16] items/s */
     int torch_ok;
+    ort_result ort;
+    int ort_ok;
 } config_result;
 
 static const char *prec_name(int p) { return p == NN_BF16 ? "bf16" : "fp32"; }
@@ -770,8 +845,8 @@ static void print_table(const config_result *C, int n, const options *opt, int t
             printf("    %-9s %s  %7.1f (best %.1f, %s); dnnl_sgemm fp32 %.1f\n", C[c].ce->label, prec_name(R->precision),
                    R->peak, R->peak_best, shape[R->peak_shape], R->sgemm_peak);
         }
-    printf("\n  %-9s %-16s %5s %4s %9s %9s %8s %7s %8s %9s %10s\n", "model", "workload", "batch", "prec", "ms/batch",
-           "items/s", "GFLOP/s", "of peak", "PyTorch", "clxp/PyT", "bf16/fp32");
+    printf("\n  %-9s %-16s %5s %4s %9s %9s %8s %7s %8s %9s %10s %8s %9s\n", "model", "workload", "batch", "prec",
+           "ms/batch", "items/s", "GFLOP/s", "of peak", "PyTorch", "clxp/PyT", "bf16/fp32", "ORT fp32", "clxp/ORT");
     for (int c = 0; c < n; c++)
         for (int p = 0; p < 2; p++) {
             if (!C[c].ok[p]) continue;
@@ -788,9 +863,18 @@ static void print_table(const config_result *C, int n, const options *opt, int t
                 }
                 if (R->precision == NN_BF16 && C[c].ok[0] && C[c].res[0].precision == NN_FP32)
                     snprintf(speedup, sizeof speedup, "%.2fx", ips / (C[c].res[0].rows[r].batch / C[c].res[0].rows[r].t.median));
-                printf("  %-9s %-16s %5d %4s %9.2f %9.2f %8.1f %6.1f%% %8s %9s %10s\n", C[c].ce->label, w->name, w->batch,
-                       prec_name(R->precision), 1000 * w->t.median, ips, w->flops / w->t.median * 1e-9, 100 * w->t.ratio,
-                       torch, ratio, speedup);
+                char ort[16] = "", ort_ratio[16] = "";
+                double o = 0; /* ORT fp32 on the same workload; the bf16 rows compare with it too */
+                if (C[c].ort_ok && img) o = C[c].ort.image[w->batch == 16];
+                else if (C[c].ort_ok && C[c].ort.text_ok && strncmp(w->name, "text", 4) == 0 && w->batch == 16)
+                    o = C[c].ort.text[w->tokens > 10];
+                if (o > 0) {
+                    snprintf(ort, sizeof ort, "%.2f", o);
+                    snprintf(ort_ratio, sizeof ort_ratio, "%.2fx", ips / o);
+                }
+                printf("  %-9s %-16s %5d %4s %9.2f %9.2f %8.1f %6.1f%% %8s %9s %10s %8s %9s\n", C[c].ce->label, w->name,
+                       w->batch, prec_name(R->precision), 1000 * w->t.median, ips, w->flops / w->t.median * 1e-9,
+                       100 * w->t.ratio, torch, ratio, speedup, ort, ort_ratio);
             }
         }
     printf("  of peak: median over the calls of GFLOP/s / the same precision's peak GEMM probed just before each call\n");
@@ -819,6 +903,15 @@ static void print_table(const config_result *C, int n, const options *opt, int t
             printf("  PyTorch %s (%s, same weights, torch.autocast for bf16): fp32 output vs clxp relative max "
                    "difference %.2g\n",
                    C[c].ce->label, "bench/torch_clip.py", C[c].torch_diff);
+    for (int c = 0; c < n; c++)
+        if (C[c].ort_ok) {
+            char tdiff[48] = "";
+            if (C[c].ort.text_ok) snprintf(tdiff, sizeof tdiff, ", text %.2g", C[c].ort.text_diff);
+            printf("  ONNX Runtime %s %s (bench/onnx_export.py, opset 14, + bench/ort/ort_clip.js, CPU execution "
+                   "provider, same weights): fp32 output vs clxp relative max difference image %.2g%s; bf16 rows "
+                   "compare with ORT fp32\n",
+                   C[c].ort.version, C[c].ce->label, C[c].ort.image_diff, tdiff);
+        }
     printf("  other processes used up to %.0f%% of the CPUs while measuring%s\n", 100 * foreign,
            foreign > 0.05 ? ": timings are disturbed, rerun on a quiet machine" : "");
     for (int c = 0; c < n; c++)
@@ -838,13 +931,16 @@ static void print_table(const config_result *C, int n, const options *opt, int t
 static void usage(void) {
     fprintf(stderr,
             "usage: clip_bench [--configs b32,b16,l14] [--precisions fp32,bf16] [--reps N] [--min-time SEC]\n"
-            "                  [--torch | --no-torch] [--keep]\n"
+            "                  [--torch | --no-torch] [--ort | --no-ort] [--keep]\n"
             "  --configs     CLIP configurations to run (bench/configs): b32 ViT-B/32 (+ CLIP-B text), b16 ViT-B/16,\n"
             "                l14 ViT-L/14 (+ CLIP-L text); default all\n"
             "  --precisions  default fp32,bf16 (bf16 skipped, saying so, on a CPU without native bf16)\n"
             "  --reps        timed repetitions per measurement, median reported (default 5)\n"
             "  --min-time    keep repeating short measurements for at least this long (default 1.0 s)\n"
             "  --torch       add the PyTorch rows (default when " PYTHON " has torch and numpy); --no-torch: skip\n"
+            "  --ort         add the ONNX Runtime columns (default when " PYTHON " has torch and " ORT_DIR
+            " has onnxruntime-node:\n"
+            "                bash scripts/install-deps.sh --bench); --no-ort: skip\n"
             "  --keep        keep the generated model directories (paths printed)\n"
             "threads: OMP_NUM_THREADS (default: all online CPUs)\n");
 }
@@ -874,6 +970,7 @@ static int parse_args(int argc, char **argv, options *o) {
     o->reps = 5;
     o->min_time = 1.0;
     o->torch = -1;
+    o->ort = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "--configs") == 0 && i + 1 < argc) {
@@ -884,6 +981,8 @@ static int parse_args(int argc, char **argv, options *o) {
         else if (strcmp(a, "--min-time") == 0 && i + 1 < argc) o->min_time = atof(argv[++i]);
         else if (strcmp(a, "--torch") == 0) o->torch = 1;
         else if (strcmp(a, "--no-torch") == 0) o->torch = 0;
+        else if (strcmp(a, "--ort") == 0) o->ort = 1;
+        else if (strcmp(a, "--no-ort") == 0) o->ort = 0;
         else if (strcmp(a, "--keep") == 0) o->keep = 1;
         else return usage(), 0;
     }
@@ -910,6 +1009,7 @@ int main(int argc, char **argv) {
     options opt;
     if (!parse_args(argc, argv, &opt)) return 2;
     if (opt.torch < 0) opt.torch = have_torch();
+    if (opt.ort < 0) opt.ort = have_ort();
     const char *env = getenv("OMP_NUM_THREADS");
     const int threads = env && atoi(env) > 0 ? atoi(env) : (int)sysconf(_SC_NPROCESSORS_ONLN);
     config_result C[8];
@@ -961,6 +1061,11 @@ int main(int argc, char **argv) {
             fprintf(stderr, "clip_bench: %s PyTorch...\n", cr->ce->label);
             cr->torch_ok = run_torch(dir, threads, &opt, cr->torch, &cr->torch_diff);
             if (!cr->torch_ok) fprintf(stderr, "clip_bench: the PyTorch run failed (bench/torch_clip.py)\n");
+        }
+        if (opt.ort && strcmp(cr->ce->key, "b32") == 0) {
+            fprintf(stderr, "clip_bench: %s ONNX Runtime...\n", cr->ce->label);
+            cr->ort_ok = run_ort(dir, threads, cr->ce->text, &opt, &cr->ort);
+            if (!cr->ort_ok) fprintf(stderr, "clip_bench: the ONNX Runtime run failed (bench/ort/ort_clip.js)\n");
         }
         if (opt.keep) fprintf(stderr, "clip_bench: model kept in %s\n", dir);
         else remove_model_dir(dir);

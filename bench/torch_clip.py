@@ -63,14 +63,15 @@ class Layer(nn.Module):
         self.fc2 = nn.Linear(f, d)
         self.act = QuickGELU() if act == "quick_gelu" else nn.GELU()
 
-    def forward(self, x):
+    def forward(self, x, mask=None):
         b, t, d = x.shape
         hd = d // self.heads
         h = self.ln1(x)
         q = (self.q(h) * hd ** -0.5).view(b, t, self.heads, hd).transpose(1, 2)
         k = self.k(h).view(b, t, self.heads, hd).transpose(1, 2)
         v = self.v(h).view(b, t, self.heads, hd).transpose(1, 2)
-        a = torch.softmax(q @ k.transpose(-1, -2), dim=-1) @ v
+        s = q @ k.transpose(-1, -2)
+        a = torch.softmax(s if mask is None else s + mask, dim=-1) @ v  # mask: the text tower's (onnx_export.py)
         x = x + self.o(a.transpose(1, 2).reshape(b, t, d))
         return x + self.fc2(self.act(self.fc1(self.ln2(x))))
 

@@ -12,8 +12,10 @@
  * shift masks, which are recomputed, and golden tensors trimmed with tools/trim_golden.c: see tests/data/README.md),
  * and, when the shared golden data is present ($CLXP_SHARED, else ../shared/golden), on the original .pth and
  * model.safetensors with the untrimmed goldens (skipped cleanly otherwise). */
+#include <dirent.h>
 #include <stdint.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -536,21 +538,29 @@ TEST(shared_safetensors) {
     check_checkpoint(w, d);
 }
 
+/* A temporary directory holding the expanded bundled checkpoint (full: its model.safetensors) with links to the
+ * bundled msclap YAML and GPT-2's tokenizer.json (link1, link2). Returns 1 when all three are there. */
+static int bundled_dir(const char *d, char *tmpdir, char *full, size_t cap, char *link1, char *link2, size_t lcap) {
+    char w[4300], target[4400];
+    snprintf(w, sizeof w, "%s/model.safetensors", d);
+    if (!expand_bundled(w, tmpdir, full, cap)) return 0;
+    char *cwd = getcwd(NULL, 0);
+    snprintf(link1, lcap, "%s/config_2023_tiny.yml", tmpdir);
+    snprintf(target, sizeof target, "%s%s%s/config_2023_tiny.yml", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
+    int ok = symlink(target, link1) == 0;
+    snprintf(link2, lcap, "%s/tokenizer.json", tmpdir);
+    snprintf(target, sizeof target, "%s%s%s/tokenizer.json", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
+    ok = symlink(target, link2) == 0 && ok;
+    free(cwd);
+    return ok;
+}
+
 /* The library API on the bundled checkpoint: a directory with the (expanded) safetensors file, the msclap YAML and
  * GPT-2's tokenizer.json is found as MS-CLAP; prompts and a WAV file give the golden normalised embeddings. */
 TEST(api_bundled) {
-    char w[4300], d[4200], tmpdir[64] = "", full[256], link1[300], link2[300], target[4400];
+    char d[4200], tmpdir[64] = "", full[256], link1[300] = "", link2[300] = "";
     snprintf(d, sizeof d, "%s", test_data("msclap-tiny-2023"));
-    snprintf(w, sizeof w, "%s/model.safetensors", d);
-    REQUIRE(expand_bundled(w, tmpdir, full, sizeof full));
-    char *cwd = getcwd(NULL, 0);
-    snprintf(link1, sizeof link1, "%s/config_2023_tiny.yml", tmpdir);
-    snprintf(target, sizeof target, "%s%s%s/config_2023_tiny.yml", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
-    CHECK(symlink(target, link1) == 0);
-    snprintf(link2, sizeof link2, "%s/tokenizer.json", tmpdir);
-    snprintf(target, sizeof target, "%s%s%s/tokenizer.json", d[0] == '/' ? "" : cwd, d[0] == '/' ? "" : "/", d);
-    CHECK(symlink(target, link2) == 0);
-    free(cwd);
+    CHECK(bundled_dir(d, tmpdir, full, sizeof full, link1, link2, sizeof link1));
     clxp_model *m = NULL;
     clxp_error err = {0};
     if (clxp_model_load(tmpdir, NULL, &m, &err) != CLXP_OK) printf("  %s\n", err.msg);
@@ -597,6 +607,245 @@ TEST(api_bundled) {
     rmdir(tmpdir);
 }
 
+/* ---- clxp convert (msclap_write_dir) --------------------------------------------------------------------------- */
+
+static char g_clxp[4096]; /* the clxp binary next to this test's directory ("" when absent: CLI checks skipped) */
+
+/* Run a shell command; its stdout and stderr go to out (NUL-terminated). Returns the exit status (-1: not run). */
+static int run_cmd(const char *cmd, char *out, size_t cap) {
+    char full[8400];
+    snprintf(full, sizeof full, "%s 2>&1", cmd);
+    FILE *p = popen(full, "r");
+    if (!p) return -1;
+    size_t n = fread(out, 1, cap - 1, p);
+    out[n] = '\0';
+    char sink[4096];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    int st = pclose(p);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static int same_bytes(const char *a, const char *b) {
+    char *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    clxp_error err;
+    int ok = clxp_read_file(a, (size_t)1 << 30, &x, &nx, &err) == CLXP_OK &&
+             clxp_read_file(b, (size_t)1 << 30, &y, &ny, &err) == CLXP_OK && nx == ny && memcmp(x, y, nx) == 0;
+    free(x);
+    free(y);
+    return ok;
+}
+
+static void remove_converted(const char *dir) {
+    static const char *const names[] = {"model.safetensors", "msclap_config.yml", "tokenizer.json"};
+    for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
+        char p[4400];
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        remove(p);
+    }
+    rmdir(dir);
+}
+
+/* Every tensor of the checkpoint m was loaded from in the converted file: same name, dtype, shape and bytes. */
+static int same_tensors(const msclap_model *m, const char *conv) {
+    st_file *f = NULL;
+    clxp_error err;
+    if (st_open(conv, &f, &err) != CLXP_OK) {
+        printf("  %s\n", err.msg);
+        return 0;
+    }
+    const int n = m->tf ? torch_count(m->tf) : st_count(m->sf);
+    int ok = st_count(f) == n, bad = 0;
+    for (int i = 0; ok && i < n; i++) {
+        const st_tensor *a = m->tf ? torch_at(m->tf, i) : st_at(m->sf, i), *b = st_find(f, a->name);
+        int same = b && b->dtype == a->dtype && b->ndim == a->ndim && b->numel == a->numel &&
+                   memcmp(a->shape, b->shape, (size_t)a->ndim * sizeof *a->shape) == 0 &&
+                   memcmp(a->data, b->data, (size_t)a->numel * st_dtype_size(a->dtype)) == 0;
+        if (!same && bad++ < 3) printf("  converted tensor \"%s\" differs\n", a->name);
+        ok = same;
+    }
+    printf("  converted model.safetensors: %d tensors (source %d), %s\n", st_count(f), n,
+           ok ? "every one identical" : "DIFFERENT");
+    st_close(f);
+    return ok;
+}
+
+/* Load model_a and model_b (paths as -m takes them) and compare text embeddings of the golden prompts, audio
+ * embeddings of every WAV file in inputs and their probabilities over the prompts: identical bytes. */
+static void check_same_outputs(const char *model_a, const char *model_b, const char *inputs) {
+    clxp_model *a = NULL, *b = NULL;
+    clxp_error err = {0};
+    if (clxp_model_load(model_a, NULL, &a, &err) != CLXP_OK) printf("  %s\n", err.msg);
+    if (clxp_model_load(model_b, NULL, &b, &err) != CLXP_OK) printf("  %s\n", err.msg);
+    cJSON *prompts = NULL;
+    char path[4400];
+    snprintf(path, sizeof path, "%s/prompts.json", inputs);
+    CHECK(clxp_json_load(path, &prompts, &err) == CLXP_OK);
+    char *wavs[MAX_ITEMS];
+    int W = 0;
+    DIR *dd = opendir(inputs);
+    struct dirent *e;
+    while (dd && (e = readdir(dd)) != NULL && W < MAX_ITEMS) {
+        size_t l = strlen(e->d_name);
+        if (l > 4 && strcmp(e->d_name + l - 4, ".wav") == 0) {
+            snprintf(path, sizeof path, "%s/%s", inputs, e->d_name);
+            wavs[W++] = strdup(path);
+        }
+    }
+    if (dd) closedir(dd);
+    CHECK(W > 0);
+    if (a && b && prompts && W > 0) {
+        const clxp_model_info *ia = clxp_model_get_info(a), *ib = clxp_model_get_info(b);
+        CHECK_STR(ib->format, "msclap");
+        CHECK_STR(ia->format, ib->format);
+        CHECK_CONTAINS(ib->format_detail, "converted by clxp from");
+        CHECK_EQ_INT(ia->text_heads, ib->text_heads);
+        CHECK_EQ_INT(ia->n_params, ib->n_params);
+        CHECK_EQ_INT(ia->sample_rate, ib->sample_rate);
+        CHECK(ia->logit_scale == ib->logit_scale);
+        const int D = ia->embed_dim;
+        const cJSON *pl = cJSON_GetObjectItem(prompts, "prompts");
+        const int P = cJSON_GetArraySize(pl) < MAX_ITEMS ? cJSON_GetArraySize(pl) : MAX_ITEMS;
+        const char *texts[MAX_ITEMS];
+        for (int k = 0; k < P; k++) texts[k] = cJSON_GetArrayItem(pl, k)->valuestring;
+        float *ta = malloc((size_t)P * D * sizeof *ta), *tb = malloc((size_t)P * D * sizeof *tb);
+        float *aa = malloc((size_t)W * D * sizeof *aa), *ab = malloc((size_t)W * D * sizeof *ab);
+        float *pa = malloc((size_t)W * P * sizeof *pa), *pb = malloc((size_t)W * P * sizeof *pb);
+        clxp_labelbank *ba = NULL, *bb = NULL;
+        REQUIRE(ta && tb && aa && ab && pa && pb);
+        CHECK(clxp_encode_texts(a, texts, P, ta, &err) == CLXP_OK);
+        CHECK(clxp_encode_texts(b, texts, P, tb, &err) == CLXP_OK);
+        CHECK(clxp_encode_audio_files(a, (const char *const *)wavs, W, aa, &err) == CLXP_OK);
+        CHECK(clxp_encode_audio_files(b, (const char *const *)wavs, W, ab, &err) == CLXP_OK);
+        CHECK(clxp_labelbank_create(a, texts, P, NULL, 0, &ba, &err) == CLXP_OK);
+        CHECK(clxp_labelbank_create(b, texts, P, NULL, 0, &bb, &err) == CLXP_OK);
+        int same_t = memcmp(ta, tb, (size_t)P * D * sizeof *ta) == 0, same_a = memcmp(aa, ab, (size_t)W * D * sizeof *aa) == 0;
+        int same_p = 0;
+        if (ba && bb && clxp_classify(ba, aa, W, NULL, pa, &err) == CLXP_OK &&
+            clxp_classify(bb, ab, W, NULL, pb, &err) == CLXP_OK)
+            same_p = memcmp(pa, pb, (size_t)W * P * sizeof *pa) == 0;
+        printf("  %d prompts, %d WAV files: text embeddings %s, audio embeddings %s, probabilities %s\n", P, W,
+               same_t ? "identical" : "DIFFER", same_a ? "identical" : "DIFFER", same_p ? "identical" : "DIFFER");
+        CHECK(same_t);
+        CHECK(same_a);
+        CHECK(same_p);
+        clxp_labelbank_free(ba);
+        clxp_labelbank_free(bb);
+        free(ta);
+        free(tb);
+        free(aa);
+        free(ab);
+        free(pa);
+        free(pb);
+    }
+    for (int i = 0; i < W; i++) free(wavs[i]);
+    cJSON_Delete(prompts);
+    clxp_model_free(a);
+    clxp_model_free(b);
+}
+
+/* Convert the checkpoint file ckpt (in the -m path src) with the library (msclap_write_dir after msclap_model_load
+ * and msclap_tokenizer_load, as clxp convert does) and, when the binary is there, with `clxp convert` itself; both
+ * directories must be byte-identical, hold every tensor unchanged, record the head count in msclap_config.yml and
+ * load as the same model (check_same_outputs); the command refuses a non-empty OUT_DIR without -y, writes into it
+ * with -y, and `clxp info` reports the format. */
+static void check_convert(const char *src, const char *ckpt, const char *inputs) {
+    char tmp[256], lib[300], cli[300], path[4400], yml[300], out[8192], cmd[8400];
+    const char *td = getenv("TMPDIR");
+    snprintf(tmp, sizeof tmp, "%s/clxp-msclap-convert-XXXXXX", td && *td ? td : "/tmp");
+    REQUIRE(mkdtemp(tmp) != NULL);
+    snprintf(lib, sizeof lib, "%s/lib", tmp);
+    snprintf(cli, sizeof cli, "%s/cli", tmp);
+    clxp_error err = {0};
+    msclap_model *m = NULL;
+    clxp_tokenizer *tok = NULL;
+    char *tok_path = NULL;
+    CHECK(mkdir(lib, 0777) == 0);
+    clxp_status st = msclap_model_load(ckpt, NULL, &m, &err);
+    if (st == CLXP_OK) st = msclap_tokenizer_load(m, NULL, &tok, &tok_path, &err);
+    if (st == CLXP_OK) st = msclap_write_dir(m, tok_path, lib, &err);
+    if (st != CLXP_OK) printf("  %s\n", err.msg);
+    CHECK(st == CLXP_OK);
+    if (st == CLXP_OK) {
+        snprintf(path, sizeof path, "%s/model.safetensors", lib);
+        CHECK(same_tensors(m, path));
+        snprintf(path, sizeof path, "%s/tokenizer.json", lib);
+        CHECK(same_bytes(tok_path, path));
+        char *y = NULL;
+        size_t yl = 0;
+        snprintf(path, sizeof path, "%s/msclap_config.yml", lib);
+        snprintf(yml, sizeof yml, "\n  n_head: %d\n", m->cfg.n_head);
+        CHECK(clxp_read_file(path, 1 << 20, &y, &yl, &err) == CLXP_OK);
+        CHECK_CONTAINS(y, yml);
+        CHECK_CONTAINS(y, "\naudioenc_name: 'HTSAT'\n");
+        free(y);
+        check_same_outputs(src, lib, inputs);
+    }
+    tok_free(tok);
+    free(tok_path);
+    msclap_model_free(m);
+    if (!g_clxp[0]) {
+        printf("  skipped the clxp convert command (no clxp binary next to the tests directory)\n");
+    } else {
+        snprintf(cmd, sizeof cmd, "'%s' convert -q '%s' '%s'", g_clxp, src, cli);
+        int rc = run_cmd(cmd, out, sizeof out);
+        if (rc != 0) printf("  %s: %s\n", cmd, out);
+        CHECK_EQ_INT(rc, 0);
+        static const char *const names[] = {"model.safetensors", "msclap_config.yml", "tokenizer.json"};
+        for (size_t i = 0; i < 3; i++) {
+            char a[4400], b[4400];
+            snprintf(a, sizeof a, "%s/%s", lib, names[i]);
+            snprintf(b, sizeof b, "%s/%s", cli, names[i]);
+            if (!same_bytes(a, b)) printf("  %s differs from %s\n", b, a);
+            CHECK(same_bytes(a, b));
+        }
+        rc = run_cmd(cmd, out, sizeof out); /* OUT_DIR is not empty now */
+        CHECK_EQ_INT(rc, 1);
+        CHECK_CONTAINS(out, "not empty (use -y");
+        snprintf(cmd, sizeof cmd, "'%s' convert -y '%s' '%s'", g_clxp, src, cli);
+        rc = run_cmd(cmd, out, sizeof out);
+        CHECK_EQ_INT(rc, 0);
+        CHECK_CONTAINS(out, "clxp: converted ");
+        snprintf(cmd, sizeof cmd, "'%s' info '%s'", g_clxp, cli);
+        rc = run_cmd(cmd, out, sizeof out);
+        CHECK_EQ_INT(rc, 0);
+        snprintf(path, sizeof path, "format         msclap: MS-CLAP 2023 (HTS-AT + GPT-2) safetensors %s/model.safetensors "
+                                    "converted by clxp from ", cli);
+        CHECK_CONTAINS(out, path);
+        CHECK_CONTAINS(out, "self-test      passed");
+        printf("  clxp convert: same files as the library's, -y refusal and overwrite, info: %s\n",
+               strstr(out, "format ") ? "format msclap (converted)" : "?");
+    }
+    remove_converted(lib);
+    remove_converted(cli);
+    rmdir(tmp);
+}
+
+TEST(convert_bundled) {
+    char d[4200], tmpdir[64] = "", full[256], link1[300] = "", link2[300] = "", inputs[4400];
+    snprintf(d, sizeof d, "%s", test_data("msclap-tiny-2023"));
+    snprintf(inputs, sizeof inputs, "%s/golden/inputs", d);
+    CHECK(bundled_dir(d, tmpdir, full, sizeof full, link1, link2, sizeof link1));
+    if (!test_failed_checks) check_convert(tmpdir, full, inputs);
+    remove(link1);
+    remove(link2);
+    remove(full);
+    if (tmpdir[0]) rmdir(tmpdir);
+}
+
+TEST(convert_shared_pth) {
+    const char *d = shared_dir();
+    if (!d) {
+        printf("  skipped (no shared golden)\n");
+        return;
+    }
+    char w[4300], inputs[4300];
+    snprintf(w, sizeof w, "%s/CLAP_weights_2023_tiny.pth", d);
+    snprintf(inputs, sizeof inputs, "%s/golden/inputs", d);
+    check_convert(w, w, inputs);
+}
+
 /* The librosa formula against the checkpoint's melW (which msclap computed with librosa 0.10.2). */
 TEST(mel_filters_formula) {
     const char *d = shared_dir();
@@ -627,11 +876,18 @@ TEST(mel_filters_formula) {
     st_close(f);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    /* build/tests/test_msclap_golden -> build/clxp */
+    const char *slash = argc > 0 ? strrchr(argv[0], '/') : NULL;
+    int len = slash ? (int)(slash - argv[0]) : 0;
+    snprintf(g_clxp, sizeof g_clxp, "%.*s/../clxp", len, slash ? argv[0] : ".");
+    if (access(g_clxp, X_OK) != 0) g_clxp[0] = '\0';
     RUN(mel_filters_formula);
     RUN(bundled_safetensors);
     RUN(api_bundled);
     RUN(shared_pth);
     RUN(shared_safetensors);
+    RUN(convert_bundled);
+    RUN(convert_shared_pth);
     return test_summary();
 }

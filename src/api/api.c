@@ -163,12 +163,23 @@ static clxp_status check_preproc_matches(const clxp_model *m, const char *what, 
     return CLXP_OK;
 }
 
+/* dir's tokenizer.json; the user's --tokenizer (a tokenizer.json) only where dir has none (a directory with its
+ * own says so in a warning). */
 static clxp_status load_tokenizer(clxp_model *m, const char *dir, int vocab, clxp_error *err) {
     char *tok_path = clxp_path_join(dir, "tokenizer.json");
     if (!tok_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     clxp_status st;
+    if (m->user_tokenizer && clxp_is_file(tok_path)) {
+        clxp_log(CLXP_LOG_WARN, "%s: the model's own tokenizer is used; --tokenizer %s is ignored", tok_path,
+                 m->user_tokenizer);
+    } else if (m->user_tokenizer) {
+        free(tok_path);
+        tok_path = strdup(m->user_tokenizer);
+        if (!tok_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    }
     if (!clxp_is_file(tok_path))
-        st = clxp_err_set(err, CLXP_ERR_IO, "%s: missing (clxp needs the fast tokenizer file)", tok_path);
+        st = clxp_err_set(err, CLXP_ERR_IO, "%s: missing (clxp needs the fast tokenizer file, or --tokenizer FILE)",
+                          tok_path);
     else st = tok_load(tok_path, &m->tok, err);
     if (st == CLXP_OK && tok_vocab_size(m->tok) > vocab)
         st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: tokenizer has %d tokens but the model's vocabulary is %d",
@@ -270,24 +281,7 @@ static clxp_status load_msclap(clxp_model *m, const char *file, const clxp_load_
     clxp_status st = msclap_model_load(file, NULL, &m->msclap, err);
     if (st != CLXP_OK) return st;
     const msclap_model *ms = m->msclap;
-    char *dir = strdup(file), *slash = dir ? strrchr(dir, '/') : NULL;
-    if (!dir) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    if (slash) *slash = '\0';
-    char *tok_path = opt && opt->tokenizer ? strdup(opt->tokenizer) : clxp_path_join(slash ? dir : ".", "tokenizer.json");
-    free(dir);
-    if (!tok_path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    if (!clxp_is_file(tok_path))
-        st = clxp_err_set(err, CLXP_ERR_IO,
-                          "%s: missing: MS-CLAP needs GPT-2's tokenizer.json (Hugging Face 'gpt2') next to the "
-                          "checkpoint or given with --tokenizer",
-                          tok_path);
-    else st = tok_load(tok_path, &m->tok, err);
-    int pad = -1;
-    if (st == CLXP_OK) st = tok_add_special_token(m->tok, "!", &pad, err);
-    if (st == CLXP_OK && (pad != 0 || tok_vocab_size(m->tok) > ms->cfg.vocab))
-        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: not GPT-2's tokenizer ('!' is id %d, %d tokens; the model has %d)",
-                          tok_path, pad, tok_vocab_size(m->tok), ms->cfg.vocab);
-    free(tok_path);
+    st = msclap_tokenizer_load(ms, opt ? opt->tokenizer : NULL, &m->tok, NULL, err);
     if (st != CLXP_OK) return st;
     m->kind = MODEL_CLAP;
     m->context = ms->cfg.text_len;
@@ -314,7 +308,8 @@ static clxp_status load_msclap(clxp_model *m, const char *file, const clxp_load_
     i->weights_dtype = ms->dtype;
     i->n_params = ms->n_params;
     char detail[4300];
-    snprintf(detail, sizeof detail, "MS-CLAP 2023 (HTS-AT + GPT-2) %s %s, GPT-2 heads %d%s", ms->format, file,
+    snprintf(detail, sizeof detail, "MS-CLAP 2023 (HTS-AT + GPT-2) %s %s%s%.2000s, GPT-2 heads %d%s", ms->format, file,
+             ms->converted_from ? " converted by clxp from " : "", ms->converted_from ? ms->converted_from : "",
              c->n_head, c->n_head_from_yaml ? " (from the msclap YAML)" : " (n_embd / 64)");
     m->format = strdup("msclap");
     m->format_detail = strdup(detail);
@@ -415,6 +410,8 @@ clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_
         m->weights_file = prep.weights_file;
         prep.format = prep.description = prep.weights_file = NULL;
         const char *src = prep.dir;
+        /* non-HF formats get their tokenizer written into src by ckpt_prepare (from --tokenizer or built in) */
+        m->user_tokenizer = opt && m->format && strncmp(m->format, "hf-", 3) == 0 ? opt->tokenizer : NULL;
         st = detect_kind(src, &m->kind, err);
         weights *w = prep.w; /* taken over by the model loader */
         prep.w = NULL;

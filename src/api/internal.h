@@ -24,6 +24,7 @@ struct clxp_model {
     char *path;
     char *format, *format_detail, *weights_file; /* where the model came from (io/checkpoint.h) */
     int n_threads;
+    const char *user_tokenizer; /* during loading only: --tokenizer for a HF directory (not owned) */
     char id[17]; /* identity for saved label banks: FNV-1a 64 of config.json, text projection, logit scale (hex) */
 };
 

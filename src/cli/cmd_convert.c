@@ -10,6 +10,7 @@
 
 #include "cli/cli.h"
 #include "io/checkpoint.h"
+#include "models/msclap.h"
 #include "util/error.h"
 #include "util/fileio.h"
 
@@ -45,6 +46,9 @@ static const char *convert_help =
     "built-in CLIP vocabulary unless the input has one or --tokenizer is given), special_tokens_map.json,\n"
     "tokenizer_config.json and preprocessor_config.json. OUT_DIR is created; an existing non-empty OUT_DIR is\n"
     "refused unless -y. The converted directory loads fast (mmap) and gives identical results.\n"
+    "An MS-CLAP 2023 checkpoint (CLAP_weights_2023.pth or a safetensors copy) becomes model.safetensors (its\n"
+    "tensors unchanged), msclap_config.yml (msclap's YAML with the settings in force, GPT-2's head count among\n"
+    "them) and GPT-2's tokenizer.json (from next to the checkpoint, or --tokenizer).\n"
     "\n"
     "Options:\n"
     "  -y, --overwrite          write into an existing non-empty OUT_DIR (files of the same names are replaced)\n"
@@ -61,6 +65,38 @@ static int dir_is_empty(const char *dir) {
         if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) empty = 0;
     closedir(d);
     return empty;
+}
+
+static clxp_status make_out_dir(const char *out, clxp_error *err) {
+    if (!clxp_is_dir(out) && mkdir(out, 0777) != 0)
+        return clxp_err_set(err, CLXP_ERR_IO, "%s: cannot create the directory: %s", out, strerror(errno));
+    return CLXP_OK;
+}
+
+/* MS-CLAP 2023: loaded (and checked) with its own loader, written by msclap_write_dir. */
+static int convert_msclap(const char *file, const clxp_load_options *lo, const char *out, int quiet) {
+    clxp_error err = {0};
+    if (lo->vision_heads || lo->text_heads) {
+        clxp_err_set(&err, CLXP_ERR_INVALID,
+                     "%s: --vision-heads / --text-heads do not apply to MS-CLAP (GPT-2's head count comes from msclap's "
+                     "YAML next to the checkpoint, else n_embd / 64)",
+                     file);
+        return cli_fail(&err);
+    }
+    msclap_model *m = NULL;
+    clxp_tokenizer *tok = NULL;
+    char *tok_path = NULL;
+    clxp_status st = msclap_model_load(file, NULL, &m, &err);
+    if (st == CLXP_OK) st = msclap_tokenizer_load(m, lo->tokenizer, &tok, &tok_path, &err);
+    tok_free(tok);
+    if (st == CLXP_OK) st = make_out_dir(out, &err);
+    if (st == CLXP_OK) st = msclap_write_dir(m, tok_path, out, &err);
+    if (st == CLXP_OK && !quiet)
+        fprintf(stderr, "clxp: converted %s (msclap %s, GPT-2 heads %d%s) to %s\n", file, m->format, m->cfg.n_head,
+                m->cfg.n_head_from_yaml ? " from the msclap YAML" : ", n_embd / 64", out);
+    free(tok_path);
+    msclap_model_free(m);
+    return st == CLXP_OK ? 0 : cli_fail(&err);
 }
 
 int cmd_convert(int argc, char **argv) {
@@ -94,13 +130,18 @@ int cmd_convert(int argc, char **argv) {
         clxp_err_set(&err, CLXP_ERR_IO, "%s: directory exists and is not empty (use -y to write into it)", out);
         return cli_fail(&err);
     }
+    char *ms_file = msclap_locate(in); /* MS-CLAP 2023 checkpoints have their own loader (as with -m) */
+    if (ms_file) {
+        int r = convert_msclap(ms_file, &lo, out, quiet);
+        free(ms_file);
+        return r;
+    }
     ckpt_options co = {lo.tokenizer, lo.vision_heads, lo.text_heads};
     ckpt_model *ck = NULL;
     if (ckpt_open(in, &co, &ck, &err) != CLXP_OK) return cli_fail(&err);
     if (ckpt_get_format(ck) == CKPT_HF_SAFETENSORS && !quiet)
         fprintf(stderr, "clxp: note: %s is already a Hugging Face safetensors directory; copying it\n", in);
-    if (!clxp_is_dir(out) && mkdir(out, 0777) != 0) {
-        clxp_err_set(&err, CLXP_ERR_IO, "%s: cannot create the directory: %s", out, strerror(errno));
+    if (make_out_dir(out, &err) != CLXP_OK) {
         ckpt_free(ck);
         return cli_fail(&err);
     }

@@ -870,26 +870,9 @@ clxp_status ckpt_open(const char *path, const ckpt_options *opt, ckpt_model **ou
 
 static clxp_status write_text(const char *dir, const char *name, const char *text, size_t len, clxp_error *err) {
     char *p = clxp_path_join(dir, name);
-    char *tmp = p ? xasprintf("%s.part", p) : NULL;
-    if (!p || !tmp) {
-        free(p);
-        free(tmp);
-        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    }
-    clxp_status st = CLXP_OK;
-    FILE *f = fopen(tmp, "wb");
-    if (!f) st = clxp_err_set(err, CLXP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    else {
-        int bad = fwrite(text, 1, len, f) != len;
-        bad |= fflush(f) != 0;
-        bad |= fclose(f) != 0;
-        if (bad || rename(tmp, p) != 0) {
-            st = clxp_err_set(err, CLXP_ERR_IO, "%s: cannot write: %s", p, strerror(errno));
-            unlink(tmp);
-        }
-    }
+    if (!p) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st = clxp_write_file_atomic(p, text, len, err);
     free(p);
-    free(tmp);
     return st;
 }
 

@@ -11,6 +11,7 @@
 
 #include <zip.h>
 
+#include "io/safetensors_write.h"
 #include "nn/gemm.h"
 #include "nn/interp.h"
 #include "nn/ops.h"
@@ -640,6 +641,7 @@ clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_mod
             if (st == CLXP_OK && !msclap_st_is_msclap(m->sf))
                 st = clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: not an MS-CLAP checkpoint (no %s)", path,
                                   PRE_T ".wte.weight");
+            if (st == CLXP_OK) m->converted_from = st_metadata(m->sf, "converted_from");
         }
     }
     char *dir = NULL;
@@ -692,6 +694,126 @@ void msclap_model_free(msclap_model *m) {
     if (m->sf) st_close(m->sf);
     free(m->source);
     free(m);
+}
+
+/* ---- GPT-2's tokenizer, converted directories ------------------------------------------------------------------ */
+
+clxp_status msclap_tokenizer_load(const msclap_model *m, const char *tokenizer, clxp_tokenizer **out, char **path_out,
+                                  clxp_error *err) {
+    *out = NULL;
+    if (path_out) *path_out = NULL;
+    char *path = NULL;
+    if (tokenizer) {
+        path = strdup(tokenizer);
+    } else {
+        char *dir = strdup(m->source), *slash = dir ? strrchr(dir, '/') : NULL;
+        if (slash) *slash = '\0';
+        path = dir ? clxp_path_join(slash ? dir : ".", "tokenizer.json") : NULL;
+        free(dir);
+    }
+    if (!path) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st;
+    if (!clxp_is_file(path))
+        st = clxp_err_set(err, CLXP_ERR_IO,
+                          "%s: missing: MS-CLAP needs GPT-2's tokenizer.json (Hugging Face 'gpt2') next to the "
+                          "checkpoint or given with --tokenizer",
+                          path);
+    else st = tok_load(path, out, err);
+    int pad = -1;
+    if (st == CLXP_OK) st = tok_add_special_token(*out, "!", &pad, err);
+    if (st == CLXP_OK && (pad != 0 || tok_vocab_size(*out) > m->cfg.vocab))
+        st = clxp_err_set(err, CLXP_ERR_FORMAT, "%s: not GPT-2's tokenizer ('!' is id %d, %d tokens; the model has %d)",
+                          path, pad, tok_vocab_size(*out), m->cfg.vocab);
+    if (st != CLXP_OK) {
+        tok_free(*out);
+        *out = NULL;
+        free(path);
+        return st;
+    }
+    if (path_out) *path_out = path;
+    else free(path);
+    return CLXP_OK;
+}
+
+/* msclap's config YAML with the settings in force (parse_yaml reads them back) and informative sizes. */
+static char *make_yaml(const msclap_model *m) {
+    const msclap_config *c = &m->cfg;
+    const int sr = c->fe.sample_rate, ws = c->fe.window_samples;
+    double dur = (double)ws / sr; /* read back as (int)(duration * sampling_rate): make that exact */
+    for (int k = 0; k < 8 && (int)(dur * sr) < ws; k++) dur = nextafter(dur, INFINITY);
+    char src[512];
+    snprintf(src, sizeof src, "%s", m->source);
+    for (char *p = src; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) *p = '?';
+    char depths[128] = "", heads[128] = "";
+    size_t ld = 0, lh = 0;
+    for (int s = 0; s < c->n_stages; s++) {
+        ld += (size_t)snprintf(depths + ld, sizeof depths - ld, "%s%d", s ? ", " : "", c->depths[s]);
+        lh += (size_t)snprintf(heads + lh, sizeof heads - lh, "%s%d", s ? ", " : "", c->heads[s]);
+    }
+    const char *fmt =
+        "# MS-CLAP 2023 settings for model.safetensors, written by clxp convert from %s.\n"
+        "# msclap's config YAML format (config_2023.yml). clxp reads sampling_rate, duration, text_len and\n"
+        "# gpt2: n_head (GPT-2's head count is in no tensor shape: %s); the other sizes are\n"
+        "# informative (clxp takes them from the tensor shapes).\n"
+        "text_model: 'gpt2'\n"
+        "text_len: %d\n"
+        "transformer_embed_dim: %d\n"
+        "audioenc_name: 'HTSAT'\n"
+        "out_emb: %d\n"
+        "sampling_rate: %d\n"
+        "duration: %.17g\n"
+        "mel_bins: %d\n"
+        "d_proj: %d\n"
+        "htsat:\n"
+        "  spec_size: %d\n"
+        "  patch_size: %d\n"
+        "  embed_dim: %d\n"
+        "  depths: [%s]\n"
+        "  num_heads: [%s]\n"
+        "  window_size: %d\n"
+        "gpt2:\n"
+        "  vocab_size: %d\n"
+        "  n_positions: %d\n"
+        "  n_embd: %d\n"
+        "  n_layer: %d\n"
+        "  n_head: %d\n"
+        "  n_inner: %d\n";
+    const char *how = c->n_head_from_yaml ? "taken from the source's YAML" : "inferred as n_embd / 64";
+    size_t cap = strlen(fmt) + sizeof src + sizeof depths + sizeof heads + 64 + 20 * 24;
+    char *y = malloc(cap);
+    if (y)
+        snprintf(y, cap, fmt, src, how, c->text_len, c->n_embd, c->out_emb, sr, dur, c->mels, c->d_proj, c->spec_size,
+                 c->patch, c->embed_dim, depths, heads, c->window, c->vocab, c->n_positions, c->n_embd, c->n_layer,
+                 c->n_head, c->n_inner);
+    return y;
+}
+
+clxp_status msclap_write_dir(const msclap_model *m, const char *tokenizer, const char *dir, clxp_error *err) {
+    const int n = m->tf ? torch_count(m->tf) : st_count(m->sf);
+    st_write_tensor *wt = calloc((size_t)n + 1, sizeof *wt);
+    char *wpath = clxp_path_join(dir, "model.safetensors"), *ypath = clxp_path_join(dir, "msclap_config.yml");
+    char *tpath = clxp_path_join(dir, "tokenizer.json"), *yaml = make_yaml(m), *tok = NULL;
+    size_t tlen = 0;
+    clxp_status st = wt && wpath && ypath && tpath && yaml ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    if (st == CLXP_OK) st = clxp_read_file(tokenizer, CLXP_MAX_JSON_BYTES, &tok, &tlen, err);
+    if (st == CLXP_OK) {
+        for (int i = 0; i < n; i++) {
+            const st_tensor *t = m->tf ? torch_at(m->tf, i) : st_at(m->sf, i);
+            wt[i] = (st_write_tensor){t->name, t->dtype, t->ndim, t->shape, t->data};
+        }
+        const st_write_meta meta[2] = {{"format", "pt"}, {"converted_from", m->source}};
+        st = st_write(wpath, wt, n, meta, 2, err);
+    }
+    if (st == CLXP_OK) st = clxp_write_file_atomic(ypath, yaml, strlen(yaml), err);
+    if (st == CLXP_OK) st = clxp_write_file_atomic(tpath, tok, tlen, err);
+    free(wt);
+    free(wpath);
+    free(ypath);
+    free(tpath);
+    free(yaml);
+    free(tok);
+    return st;
 }
 
 int msclap_max_frames(const msclap_model *m) { return m->cfg.spec_size * (m->cfg.spec_size / m->cfg.mels); }

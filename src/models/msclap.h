@@ -36,6 +36,7 @@
 #include "io/torchzip.h"
 #include "media/msclap_features.h"
 #include "models/clap.h"
+#include "text/tokenizer.h"
 
 #define MSCLAP_MAX_STAGES 8
 
@@ -77,6 +78,7 @@ typedef struct msclap_model {
     msclap_config cfg;
     char *source;    /* checkpoint path */
     const char *format; /* "pth" ("{'model': state_dict}" torch zip) or "safetensors" */
+    const char *converted_from; /* a safetensors file written by msclap_write_dir: its source (else NULL) */
     torch_file *tf;
     st_file *sf;
     float **owned;
@@ -101,6 +103,23 @@ typedef struct msclap_model {
  * A file that is readable but holds no MS-CLAP state dict gives CLXP_ERR_UNSUPPORTED. */
 clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_model **out, clxp_error *err);
 void msclap_model_free(msclap_model *m);
+
+/* GPT-2's tokenizer for m: the file tokenizer, or (NULL) tokenizer.json next to the checkpoint, with '!' registered
+ * as the pad special token (id 0), as msclap's CLAPWrapper does; refused unless '!' is id 0 and the vocabulary fits
+ * the model's. path_out (may be NULL): the file used (malloc'd). */
+clxp_status msclap_tokenizer_load(const msclap_model *m, const char *tokenizer, clxp_tokenizer **out, char **path_out,
+                                  clxp_error *err);
+
+/* Write m into the existing directory dir as a converted MS-CLAP directory that msclap_locate and msclap_model_load
+ * read back as the same model (clxp convert):
+ *   model.safetensors   every tensor of the checkpoint, names, dtypes and values unchanged (metadata format "pt",
+ *                       converted_from = the source file), read back by mmap;
+ *   msclap_config.yml   msclap's config YAML format (the keys read next to a checkpoint, see above) with the settings
+ *                       in force: sampling_rate, duration, text_len and gpt2: n_head (inferred or from the source's
+ *                       YAML), plus informative sizes;
+ *   tokenizer.json      a byte copy of tokenizer (the file msclap_tokenizer_load used).
+ * Other files of dir are left alone (a second YAML naming audioenc_name that sorts first would be read instead). */
+clxp_status msclap_write_dir(const msclap_model *m, const char *tokenizer, const char *dir, clxp_error *err);
 
 /* 1 if the names of this safetensors / torch file are an MS-CLAP state dict (caption_encoder.base.wte.weight and
  * audio_encoder.base.htsat.patch_embed.proj.weight present). */

@@ -42,6 +42,28 @@ clxp_status clxp_read_file(const char *path, size_t max_bytes, char **out, size_
     return CLXP_OK;
 }
 
+clxp_status clxp_write_file_atomic(const char *path, const void *data, size_t len, clxp_error *err) {
+    size_t n = strlen(path);
+    char *tmp = malloc(n + 6);
+    if (!tmp) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    memcpy(tmp, path, n);
+    memcpy(tmp + n, ".part", 6);
+    clxp_status st = CLXP_OK;
+    FILE *f = fopen(tmp, "wb");
+    if (!f) st = clxp_err_set(err, CLXP_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    else {
+        int bad = len && fwrite(data, 1, len, f) != len;
+        bad |= fflush(f) != 0;
+        bad |= fclose(f) != 0;
+        if (bad || rename(tmp, path) != 0) {
+            st = clxp_err_set(err, CLXP_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+            remove(tmp);
+        }
+    }
+    free(tmp);
+    return st;
+}
+
 char *clxp_path_join(const char *dir, const char *name) {
     size_t a = strlen(dir), b = strlen(name);
     int slash = a > 0 && dir[a - 1] != '/';

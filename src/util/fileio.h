@@ -13,6 +13,10 @@
  * naming the path when missing/unreadable (CLXP_ERR_IO) or larger than max_bytes (CLXP_ERR_LIMIT). */
 clxp_status clxp_read_file(const char *path, size_t max_bytes, char **out, size_t *len, clxp_error *err);
 
+/* Write len bytes to path through path.part, flushed and renamed over path (readers never see a partial file; a
+ * failure leaves any previous file untouched). Errors name the file (CLXP_ERR_IO). */
+clxp_status clxp_write_file_atomic(const char *path, const void *data, size_t len, clxp_error *err);
+
 /* Join dir and name into a malloc'd path (caller frees); NULL on allocation failure. */
 char *clxp_path_join(const char *dir, const char *name);
 

@@ -458,5 +458,39 @@ printf '[RecordingSystem]\n(Home Recording)\n' >"$T/cat_empty_category.txt"
 expect_error categories_empty_category "$T/cat_empty_category.txt" "no prompts" \
     "$CLXP" classify -m "$MODEL" -l "$T/cat_empty_category.txt" "$IMG0"
 
+# ---- --tokenizer and --precision -----------------------------------------------------------------------
+
+# A directory without tokenizer.json: a clear error, and --tokenizer FILE supplies one (same answer as the
+# complete directory); a directory with its own keeps it and warns that --tokenizer is ignored.
+make_model_dir no_tok
+rm -f "$T/no_tok/tokenizer.json"
+expect_error tokenizer_missing "no_tok/tokenizer.json" "--tokenizer" \
+    "$CLXP" classify -m "$T/no_tok" -l "$T/labels.txt" "$IMG0"
+begin
+run "$CLXP" classify --precision fp32 -m "$MODEL" -l "$T/labels.txt" --json "$IMG0"
+cp "$T/out" "$T/with_own.json"
+run "$CLXP" classify --precision fp32 -m "$T/no_tok" --tokenizer "$MODEL/tokenizer.json" -l "$T/labels.txt" --json "$IMG0"
+expect_rc 0
+sed 's|"model":[[:space:]]*"[^"]*"||' "$T/out" >"$T/a.json"
+sed 's|"model":[[:space:]]*"[^"]*"||' "$T/with_own.json" >"$T/b.json"
+cmp -s "$T/a.json" "$T/b.json" || why "--tokenizer gives other results than the directory's own tokenizer"
+finish tokenizer_option_supplies_missing
+begin
+run "$CLXP" info --tokenizer "$T/labels.txt" "$MODEL"
+expect_rc 0
+err_has "--tokenizer $T/labels.txt is ignored"
+finish tokenizer_option_ignored_with_own
+
+begin
+run "$CLXP" classify --precision half -m "$MODEL" -l "$T/labels.txt" "$IMG0"
+expect_rc 2
+err_has "bad --precision 'half'"
+finish precision_bad_value
+begin
+run "$CLXP" info --json --precision fp32 "$MODEL"
+expect_rc 0
+out_json_str precision fp32
+finish precision_in_info
+
 echo "RESULT $passed $failed"
 [ "$failed" -eq 0 ]

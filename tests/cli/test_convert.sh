@@ -1,7 +1,9 @@
 #!/bin/sh
 # clxp convert and -m with model files, from the command line: OUT_DIR refusal without -y, a converted directory
 # classifies exactly like its source, usage errors; with the shared golden data ($CLXP_SHARED, else
-# ../shared/golden) every openclip-tiny-quickgelu file classifies like the HF directory (identical JSON output).
+# ../shared/golden) every openclip-tiny-quickgelu file classifies like the HF directory (identical JSON output), and
+# the MS-CLAP .pth converts to a directory that classifies identically and that info reports as msclap (the bundled
+# MS-CLAP model, whose trimmed vocabulary C code expands, is converted in tests/test_msclap_golden.c).
 BUILD=${BUILD:-build}
 CLXP="$BUILD/clxp"
 MODEL=tests/data/clip-tiny-quickgelu
@@ -77,6 +79,41 @@ if [ -f "$OC/open_clip_pytorch_model.bin" ]; then
     fi
 else
     echo "  skipped the shared golden files (no $OC)"
+fi
+MS="$SHARED/msclap-tiny-2023"
+if [ -f "$MS/CLAP_weights_2023_tiny.pth" ]; then
+    printf 'this is the sound of a dog barking\nthis is the sound of rain\nclicks\na photo of a cat\n' >"$tmp/ms_labels.txt"
+    WAVS="$MS/golden/inputs/a_chirp_noise_3s.wav $MS/golden/inputs/d_sweep_9s.wav"
+    "$CLXP" classify -q --json -m "$MS/CLAP_weights_2023_tiny.pth" -l "$tmp/ms_labels.txt" $WAVS >"$tmp/ms_ref.json" \
+        2>"$tmp/err" || fail msclap_reference "$(cat "$tmp/err")"
+    if "$CLXP" convert "$MS/CLAP_weights_2023_tiny.pth" "$tmp/ms" 2>"$tmp/err" && grep -q "msclap pth, GPT-2 heads 3" "$tmp/err" &&
+        [ -f "$tmp/ms/model.safetensors" ] && [ -f "$tmp/ms/tokenizer.json" ] && grep -q '^  n_head: 3$' "$tmp/ms/msclap_config.yml"; then
+        "$CLXP" classify -q --json -m "$tmp/ms" -l "$tmp/ms_labels.txt" $WAVS >"$tmp/ms_conv.json" 2>"$tmp/err"
+        if [ -s "$tmp/ms_conv.json" ] && same "$tmp/ms_ref.json" "$tmp/ms_conv.json"; then ok convert_msclap_pth; else
+            fail convert_msclap_pth "outputs differ $(cat "$tmp/err")"
+        fi
+    else
+        fail convert_msclap_pth "$(cat "$tmp/err")"
+    fi
+    if "$CLXP" info --json "$tmp/ms" >"$tmp/ms_info.json" 2>"$tmp/err" && grep -q '"format":.*"msclap"' "$tmp/ms_info.json" &&
+        grep -q '"format_detail":.*safetensors.*converted by clxp from .*CLAP_weights_2023_tiny.pth' "$tmp/ms_info.json"; then
+        ok info_converted_msclap
+    else
+        fail info_converted_msclap "$(cat "$tmp/err" "$tmp/ms_info.json")"
+    fi
+    if "$CLXP" convert -q "$MS/CLAP_weights_2023_tiny.pth" "$tmp/ms" 2>"$tmp/err"; then
+        fail msclap_refuse_nonempty "succeeded"
+    elif grep -q "not empty (use -y" "$tmp/err" && "$CLXP" convert -q -y "$MS/CLAP_weights_2023_tiny.pth" "$tmp/ms" 2>"$tmp/err"; then
+        ok msclap_refuse_nonempty
+    else
+        fail msclap_refuse_nonempty "$(cat "$tmp/err")"
+    fi
+    "$CLXP" convert -q --text-heads 4 "$MS/CLAP_weights_2023_tiny.pth" "$tmp/ms_heads" >/dev/null 2>"$tmp/err"
+    if [ $? -eq 1 ] && grep -q "do not apply to MS-CLAP" "$tmp/err" && [ ! -e "$tmp/ms_heads" ]; then ok msclap_heads_option; else
+        fail msclap_heads_option "$(cat "$tmp/err")"
+    fi
+else
+    echo "  skipped the shared MS-CLAP checkpoint (no $MS)"
 fi
 echo "RESULT $passed $failed"
 [ "$failed" -eq 0 ]
