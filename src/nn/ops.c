@@ -10,35 +10,11 @@
 /* Note on vectorisation: gcc 12 at -O2 uses the "very-cheap" cost model and vectorises none of the loops below on
  * its own; the `omp simd` pragmas (honoured with -fopenmp by gcc and clang) request it explicitly. */
 
-/* exp(a) for a <= 0, within 2 ulp of expf; a below -87 (including -inf) is taken as -87 (e^-87 ~ 1.6e-38).
- * Branch-free with integer selects only, so that it vectorises inside `omp simd` loops (gcc does not if-convert
- * float selects there under -ftrapping-math). Cephes' expf polynomial on a - k ln 2, times 2^k. */
-static inline float exp_nonpos(float a) {
-    uint32_t ab;
-    memcpy(&ab, &a, 4);
-    ab &= 0x7fffffffu;
-    ab = ab < 0x42ae0000u ? ab : 0x42ae0000u; /* |a| <= 87 */
-    memcpy(&a, &ab, 4);
-    a = -a;
-    float k = (a * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(a / ln 2), in [-126, 0] */
-    float r = a - k * 0.693359375f + k * 2.12194440e-4f;     /* a - k ln 2, ln 2 in two parts */
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    float e = p * r * r + r + 1.0f;
-    uint32_t sb = (uint32_t)((int32_t)k + 127) << 23; /* 2^k */
-    float s;
-    memcpy(&s, &sb, 4);
-    return e * s;
-}
 
 /* quick_gelu(x) = x sigmoid(z), z = 1.702 x: x / (1 + e^-z) for z >= 0 and x e^z / (1 + e^z) for z < 0, so only
  * e^-|z| is needed and nothing overflows. */
 static inline float quick_gelu1(float x) {
-    float z = 1.702f * x, e = exp_nonpos(z), num;
+    float z = 1.702f * x, e = nn_exp_nonpos(z), num;
     uint32_t zb, eb, nb;
     memcpy(&zb, &z, 4);
     memcpy(&eb, &e, 4);
@@ -65,7 +41,7 @@ static inline float gelu1(float x) {
     p = p * t + 0.37409196f;
     p = p * t + 1.00002368f;
     p = p * t - 1.26551223f;
-    float e = t * exp_nonpos(p - z * z), q = 2.0f - e, r;
+    float e = t * nn_exp_nonpos(p - z * z), q = 2.0f - e, r;
     uint32_t xb, eb, qb, rb;
     memcpy(&xb, &x, 4);
     memcpy(&eb, &e, 4);
@@ -175,7 +151,7 @@ void nn_attention(const float *qkv, int B, int T, int D, int H, int causal, cons
                         continue;
                     }
 #pragma omp simd
-                    for (int j = 0; j < nk; j++) s[j] = exp_nonpos(s[j] - mx);
+                    for (int j = 0; j < nk; j++) s[j] = nn_exp_nonpos(s[j] - mx);
                     if (km)
                         for (int j = 0; j < nk; j++)
                             if (!km[j]) s[j] = 0.0f;

@@ -3,6 +3,33 @@
 #define CLXP_NN_OPS_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* exp(a) for a <= 0, within 2 ulp of expf; a below -87 (including -inf) is taken as -87 (e^-87 ~ 1.6e-38).
+ * Branch-free with integer selects only, so that it vectorises inside `omp simd` loops (gcc does not if-convert
+ * float selects there under -ftrapping-math). Cephes' expf polynomial on a - k ln 2, times 2^k. */
+static inline float nn_exp_nonpos(float a) {
+    uint32_t ab;
+    memcpy(&ab, &a, 4);
+    ab &= 0x7fffffffu;
+    ab = ab < 0x42ae0000u ? ab : 0x42ae0000u; /* |a| <= 87 */
+    memcpy(&a, &ab, 4);
+    a = -a;
+    float k = (a * 1.44269504f + 12582912.0f) - 12582912.0f; /* round(a / ln 2), in [-126, 0] */
+    float r = a - k * 0.693359375f + k * 2.12194440e-4f;     /* a - k ln 2, ln 2 in two parts */
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    float e = p * r * r + r + 1.0f;
+    uint32_t sb = (uint32_t)((int32_t)k + 127) << 23; /* 2^k */
+    float s;
+    memcpy(&s, &sb, 4);
+    return e * s;
+}
 
 typedef enum nn_act { NN_ACT_QUICK_GELU, NN_ACT_GELU, NN_ACT_RELU } nn_act;
 

@@ -4,6 +4,8 @@
 #include <omp.h>
 #include <string.h>
 
+#include "nn/ops.h"
+
 void swin_gather(const float *x, int B, int H, int W, int C, int ws, int shift, float *win) {
     const int nwy = H / ws, nwx = W / ws;
 #pragma omp parallel for collapse(2) schedule(static)
@@ -104,15 +106,27 @@ void swin_window_attention(const float *qkv, int n_win, int N, int C, int heads,
                         for (int j = 0; j < N; j++) s[j] += qc * kc[j];
                     }
                     float mx = -INFINITY;
-                    for (int j = 0; j < N; j++) {
-                        float v = s[j] / sq + bh[(size_t)i * N + j];
-                        if (mw) v += mw[(size_t)i * N + j];
-                        s[j] = v;
-                        if (v > mx) mx = v;
+                    const float *bi = bh + (size_t)i * N;
+                    if (mw) {
+                        const float *mi = mw + (size_t)i * N;
+#pragma omp simd reduction(max : mx)
+                        for (int j = 0; j < N; j++) {
+                            const float v = s[j] / sq + bi[j] + mi[j];
+                            s[j] = v;
+                            mx = v > mx ? v : mx;
+                        }
+                    } else {
+#pragma omp simd reduction(max : mx)
+                        for (int j = 0; j < N; j++) {
+                            const float v = s[j] / sq + bi[j];
+                            s[j] = v;
+                            mx = v > mx ? v : mx;
+                        }
                     }
                     float sum = 0;
+#pragma omp simd reduction(+ : sum)
                     for (int j = 0; j < N; j++) {
-                        s[j] = expf(s[j] - mx);
+                        s[j] = nn_exp_nonpos(s[j] - mx);
                         sum += s[j];
                     }
                     const float inv = 1.0f / sum;
