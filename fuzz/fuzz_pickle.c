@@ -6,12 +6,13 @@
 #include "fuzz.h"
 #include "io/unpickle.h"
 
-/* Walk without recursion limits of our own beyond the parser's: depth is bounded by PK_MAX_DEPTH, and cycles made
- * through the memo are cut by a visit budget. */
+/* Walk the value graph. Values may be shared and even cyclic (a container put inside itself through the memo):
+ * the walk stops at the parser's nesting bound and after a visit budget. The depth the parser records for each
+ * value (as built) must respect its bound. */
 static void walk(const pk_value *v, int depth, size_t *budget) {
-    if (!v || *budget == 0) return;
+    if (!v || *budget == 0 || depth > PK_MAX_DEPTH + 2) return;
     (*budget)--;
-    FUZZ_ASSERT(depth <= PK_MAX_DEPTH + 2);
+    FUZZ_ASSERT(v->depth >= 0 && v->depth <= PK_MAX_DEPTH + 1);
     char buf[160];
     pk_describe(v, buf, sizeof buf);
     FUZZ_ASSERT(memchr(buf, '\0', sizeof buf) != NULL);
