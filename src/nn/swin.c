@@ -109,20 +109,14 @@ void swin_window_attention(const float *qkv, int n_win, int N, int C, int heads,
                     const float *bi = bh + (size_t)i * N;
                     if (mw) {
                         const float *mi = mw + (size_t)i * N;
-#pragma omp simd reduction(max : mx)
-                        for (int j = 0; j < N; j++) {
-                            const float v = s[j] / sq + bi[j] + mi[j];
-                            s[j] = v;
-                            mx = v > mx ? v : mx;
-                        }
+#pragma omp simd
+                        for (int j = 0; j < N; j++) s[j] = s[j] / sq + bi[j] + mi[j];
                     } else {
-#pragma omp simd reduction(max : mx)
-                        for (int j = 0; j < N; j++) {
-                            const float v = s[j] / sq + bi[j];
-                            s[j] = v;
-                            mx = v > mx ? v : mx;
-                        }
+#pragma omp simd
+                        for (int j = 0; j < N; j++) s[j] = s[j] / sq + bi[j];
                     }
+                    /* (a float max reduction does not vectorise under clang without fast-math) */
+                    for (int j = 0; j < N; j++) mx = s[j] > mx ? s[j] : mx;
                     float sum = 0;
 #pragma omp simd reduction(+ : sum)
                     for (int j = 0; j < N; j++) {
