@@ -67,7 +67,7 @@ static const char *classify_help =
     "      --stream SPEC, --start, --duration as above (SPEC e.g. a:1)\n"
     "\n"
     "Video and audio together (one pass over each file: its pictures through a CLIP model, its sound through a\n"
-    "CLAP model; results of both streams in time order, one csv summary with rows for both streams):\n"
+    "CLAP model; each stream's results in time order, one csv summary with rows for both streams):\n"
     "      --clip DIR           CLIP model for the video stream (alone: the same as -m DIR)\n"
     "      --labels-clip FILE   labels or categories file of the CLIP model\n"
     "      --clap DIR           CLAP model for the audio stream (alone: the same as -m DIR)\n"
