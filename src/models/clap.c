@@ -522,23 +522,6 @@ static void emit_map(clap_hook hook, void *ctx, const char *name, const float *x
     emit(hook, ctx, name, tmp, 4, B, C, H, W);
 }
 
-/* 2x2 patch merging of x[B, R*R, C] into out[B, (R/2)^2, 4C]: for output token (i, j) the input tokens
- * (2i, 2j), (2i+1, 2j), (2i, 2j+1), (2i+1, 2j+1) (ClapAudioPatchMerging's x0..x3). */
-static void merge_gather(const float *x, int B, int R, int C, float *out) {
-    const int R2 = R / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < R2; i++)
-            for (int j = 0; j < R2; j++) {
-                float *o = out + (((size_t)b * R2 + i) * R2 + j) * 4 * C;
-                const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
-                for (int k = 0; k < 4; k++) {
-                    const float *src = x + ((size_t)b * R * R + (size_t)(2 * i + dy[k]) * R + (2 * j + dx[k])) * C;
-                    memcpy(o + (size_t)k * C, src, (size_t)C * sizeof *o);
-                }
-            }
-}
-
 /* ClapAudioAFFBlock on the items `idx[0..nl)` of the global map g[B, N, D] (in place) with the local map
  * l[nl, N, D]: w = sigmoid(local_att(g + l) + global_att(g + l)), g = 2 g w + 2 l (1 - w).
  * a: [nl, N, D], hid: [nl, N, D/r], loc: [nl, N, D], gv: [nl, D], gh: [nl, D/r], go: [nl, D] scratch. */
@@ -732,7 +715,7 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
         if (sg->merge_w) {
             snprintf(name, sizeof name, "audio.hidden_states_before_downsampling.%d", s + 1);
             emit_map(hook, ctx, name, x, B, R, R, D, hookb);
-            merge_gather(x, B, R, D, h);
+            swin_merge_gather(x, B, R, D, h);
             nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, TORCH_NORM_EPS, h);
             if ((st = nn_linear_m(&sg->merge, h, rows / 4, NULL, x, 0, err)) != CLXP_OK) break;
             snprintf(name, sizeof name, "audio.hidden_states.%d", s + 1);

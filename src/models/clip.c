@@ -255,12 +255,7 @@ static clxp_status qkv_projection(const clip_layer *l, const float *h, int rows,
         clxp_status st = nn_gemm('N', 'T', rows, D, D, 1.0f, h, D, w[j], D, 0.0f, qkv + (size_t)j * D, 3 * D, err);
         if (st != CLXP_OK) return st;
     }
-#pragma omp parallel for schedule(static)
-    for (int i = 0; i < rows; i++) {
-        float *r = qkv + (size_t)i * 3 * D;
-#pragma omp simd
-        for (int j = 0; j < 3 * D; j++) r[j] += l->qkv_b[j];
-    }
+    nn_add_bias(qkv, rows, 3 * D, l->qkv_b);
     return CLXP_OK;
 }
 

@@ -850,21 +850,6 @@ static clxp_status projection(const msclap_model *m, const msclap_proj *p, const
     return CLXP_OK;
 }
 
-static void merge_gather(const float *x, int B, int R, int C, float *out) {
-    const int R2 = R / 2;
-#pragma omp parallel for collapse(2) schedule(static)
-    for (int b = 0; b < B; b++)
-        for (int i = 0; i < R2; i++)
-            for (int j = 0; j < R2; j++) {
-                float *o = out + (((size_t)b * R2 + i) * R2 + j) * 4 * C;
-                const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
-                for (int k = 0; k < 4; k++) {
-                    const float *src = x + ((size_t)b * R * R + (size_t)(2 * i + dy[k]) * R + (2 * j + dx[k])) * C;
-                    memcpy(o + (size_t)k * C, src, (size_t)C * sizeof *o);
-                }
-            }
-}
-
 /* ---- audio tower ---------------------------------------------------------------------------------------------- */
 
 clxp_status msclap_encode_features(msclap_model *m, const float *features, int B, int T, float *embeds, clap_hook hook,
@@ -947,7 +932,7 @@ clxp_status msclap_encode_features(msclap_model *m, const float *features, int B
         if (sg->merge_w) {
             snprintf(name, sizeof name, "audio.hidden_states_before_downsampling.%d", s + 1);
             emit(hook, ctx, name, x, 3, B, (int64_t)R * R, D, 0);
-            merge_gather(x, B, R, D, h);
+            swin_merge_gather(x, B, R, D, h);
             nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, LN_EPS, h);
             if ((st = nn_linear(h, rows / 4, 4 * D, sg->merge_w, NULL, 2 * D, x, 0, err)) != CLXP_OK) goto done;
             snprintf(name, sizeof name, "audio.hidden_states.%d", s + 1);

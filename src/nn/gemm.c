@@ -36,7 +36,7 @@ clxp_status nn_gemm(char ta, char tb, int M, int N, int K, float alpha, const fl
     return CLXP_OK;
 }
 
-static void add_bias(float *y, int M, int N, const float *bias) {
+void nn_add_bias(float *y, int M, int N, const float *bias) {
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < M; i++) {
         float *row = y + (size_t)i * N;
@@ -49,7 +49,7 @@ clxp_status nn_linear(const float *x, int M, int K, const float *W, const float 
                       clxp_error *err) {
     clxp_status st = nn_gemm('N', 'T', M, N, K, 1.0f, x, K, W, K, accumulate ? 1.0f : 0.0f, y, N, err);
     if (st != CLXP_OK || !bias) return st;
-    add_bias(y, M, N, bias);
+    nn_add_bias(y, M, N, bias);
     return CLXP_OK;
 }
 

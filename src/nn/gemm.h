@@ -19,6 +19,9 @@ clxp_status nn_gemm(char ta, char tb, int M, int N, int K, float alpha, const fl
 clxp_status nn_linear(const float *x, int M, int K, const float *W, const float *bias, int N, float *y, int accumulate,
                       clxp_error *err);
 
+/* y[i, :] += bias for each of M rows of N values. */
+void nn_add_bias(float *y, int M, int N, const float *bias);
+
 typedef enum nn_precision { NN_FP32 = 0, NN_BF16 = 1 } nn_precision;
 
 /* Whether this CPU runs oneDNN's bf16 kernels natively (AVX512-BF16 or AMX), and the instruction set oneDNN

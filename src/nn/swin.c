@@ -136,3 +136,18 @@ void swin_window_attention(const float *qkv, int n_win, int N, int C, int heads,
             }
     }
 }
+
+void swin_merge_gather(const float *x, int B, int R, int C, float *out) {
+    const int R2 = R / 2;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int i = 0; i < R2; i++)
+            for (int j = 0; j < R2; j++) {
+                float *o = out + (((size_t)b * R2 + i) * R2 + j) * 4 * C;
+                const int dy[4] = {0, 1, 0, 1}, dx[4] = {0, 0, 1, 1};
+                for (int k = 0; k < 4; k++) {
+                    const float *src = x + ((size_t)b * R * R + (size_t)(2 * i + dy[k]) * R + (2 * j + dx[k])) * C;
+                    memcpy(o + (size_t)k * C, src, (size_t)C * sizeof *o);
+                }
+            }
+}

@@ -18,6 +18,10 @@ void swin_gather(const float *x, int B, int H, int W, int C, int ws, int shift, 
  * window attention, with window_reverse and the +shift roll folded in). */
 void swin_scatter_add(const float *win, int B, int H, int W, int C, int ws, int shift, float *x);
 
+/* 2x2 patch merging of x[B, R*R, C] into out[B, (R/2)^2, 4C]: for output token (i, j) the input tokens
+ * (2i, 2j), (2i+1, 2j), (2i, 2j+1), (2i+1, 2j+1) (ClapAudioPatchMerging's x0..x3; MS-CLAP's HTSAT likewise). */
+void swin_merge_gather(const float *x, int B, int R, int C, float *out);
+
 /* Relative position bias of one layer expanded to [heads, N, N] (N = ws * ws) from the learned table
  * [(2ws-1)^2, heads]: bias[h, i, j] = table[((yi - yj + ws - 1) * (2ws - 1) + (xi - xj + ws - 1)) * heads + h]
  * (SwinSelfAttention.relative_position_index). */
