@@ -46,12 +46,7 @@ class Text(nn.Module):
             self.post.weight.copy_(w[pre + "final_layer_norm.weight"])
             self.post.bias.copy_(w[pre + "final_layer_norm.bias"])
             for i, l in enumerate(self.layers):
-                n = f"{pre}encoder.layers.{i}."
-                for mod, name in ((l.q, "self_attn.q_proj"), (l.k, "self_attn.k_proj"), (l.v, "self_attn.v_proj"),
-                                  (l.o, "self_attn.out_proj"), (l.fc1, "mlp.fc1"), (l.fc2, "mlp.fc2"),
-                                  (l.ln1, "layer_norm1"), (l.ln2, "layer_norm2")):
-                    mod.weight.copy_(w[n + name + ".weight"])
-                    mod.bias.copy_(w[n + name + ".bias"])
+                l.load(w, f"{pre}encoder.layers.{i}.")
             self.proj.weight.copy_(w["text_projection.weight"])
 
     def forward(self, ids):

@@ -63,6 +63,14 @@ class Layer(nn.Module):
         self.fc2 = nn.Linear(f, d)
         self.act = QuickGELU() if act == "quick_gelu" else nn.GELU()
 
+    def load(self, w, n):
+        """This layer's weights from the state dict w, Hugging Face names under prefix n (no_grad by the caller)."""
+        for mod, name in ((self.q, "self_attn.q_proj"), (self.k, "self_attn.k_proj"), (self.v, "self_attn.v_proj"),
+                          (self.o, "self_attn.out_proj"), (self.fc1, "mlp.fc1"), (self.fc2, "mlp.fc2"),
+                          (self.ln1, "layer_norm1"), (self.ln2, "layer_norm2")):
+            mod.weight.copy_(w[n + name + ".weight"])
+            mod.bias.copy_(w[n + name + ".bias"])
+
     def forward(self, x, mask=None):
         b, t, d = x.shape
         hd = d // self.heads
@@ -102,12 +110,7 @@ class Vision(nn.Module):
                 mod.weight.copy_(w[pre + name + ".weight"])
                 mod.bias.copy_(w[pre + name + ".bias"])
             for i, l in enumerate(self.layers):
-                n = f"{pre}encoder.layers.{i}."
-                for mod, name in ((l.q, "self_attn.q_proj"), (l.k, "self_attn.k_proj"), (l.v, "self_attn.v_proj"),
-                                  (l.o, "self_attn.out_proj"), (l.fc1, "mlp.fc1"), (l.fc2, "mlp.fc2"),
-                                  (l.ln1, "layer_norm1"), (l.ln2, "layer_norm2")):
-                    mod.weight.copy_(w[n + name + ".weight"])
-                    mod.bias.copy_(w[n + name + ".bias"])
+                l.load(w, f"{pre}encoder.layers.{i}.")
             self.proj.weight.copy_(w["visual_projection.weight"])
 
     def forward(self, px):
