@@ -172,13 +172,13 @@ TEST(aggregate_labels) {
     clxp_error err = {0};
     for (int i = 0; i < 5; i++) {
         clxp_result r = mk(3, 'v', i, i, 0, s[i], 3);
-        CHECK(agg_add(a, &r, 0.5f, &err) == CLXP_OK);
+        CHECK(agg_add(a, &r, 0, 0.5f, &err) == CLXP_OK);
     }
     const float t[3] = {0.1f, 0.1f, 0.8f};
     clxp_result r = mk(1, 'a', 0, 0, 1, t, 3);
-    CHECK(agg_add(a, &r, 0.5f, &err) == CLXP_OK);
+    CHECK(agg_add(a, &r, 0, 0.5f, &err) == CLXP_OK);
     r.n_classes = 2;
-    CHECK_EQ_INT(agg_add(a, &r, 0.5f, &err), CLXP_ERR_INVALID);
+    CHECK_EQ_INT(agg_add(a, &r, 0, 0.5f, &err), CLXP_ERR_INVALID);
 
     REQUIRE(agg_n_streams(a) == 2);
     CHECK_EQ_INT(agg_stream_index(a, 0), 1); /* sorted by stream index */
@@ -205,7 +205,7 @@ TEST(aggregate_ranking_ties) {
     const float s[3][3] = {{0.2f, 0.7f, 0.1f}, {0.6f, 0.2f, 0.2f}, {0.1f, 0.2f, 0.7f}};
     for (int i = 0; i < 3; i++) {
         clxp_result r = mk(0, 'v', i, i, 0, s[i], 3);
-        CHECK(agg_add(a, &r, 0, NULL) == CLXP_OK);
+        CHECK(agg_add(a, &r, 0, 0, NULL) == CLXP_OK);
     }
     int cls[3];
     REQUIRE(agg_ranked(a, 0, cls) == 3);
@@ -222,7 +222,7 @@ TEST(aggregate_categories) {
     const float s[3][4] = {{0.9f, 0.1f, 0.3f, 0.7f}, {0.6f, 0.4f, 0.45f, 0.55f}, {0.2f, 0.8f, 0.5f, 0.5f}};
     for (int i = 0; i < 3; i++) {
         clxp_result r = mk(0, 'v', i, i, 0, s[i], 4);
-        CHECK(agg_add(a, &r, 0.6f, NULL) == CLXP_OK);
+        CHECK(agg_add(a, &r, 0, 0.6f, NULL) == CLXP_OK);
     }
     /* Day: 0.9, 0.6 (>= 0.6) -> 2, mean 0.75; Night: 0.8 -> 1; Busy: 0.7 (0.55 < 0.6) -> 1;
      * Empty wins the 0.5/0.5 tie (lower index) but 0.5 < 0.6 */
@@ -389,6 +389,60 @@ TEST(csv_categories) {
 }
 
 /* ---- subtitles ---------------------------------------------------------------------------------------------- */
+
+/* Several inputs (out_options.per_input): stream 0 of two files and two still images never merge. */
+TEST(per_input) {
+    char *dir = make_dir();
+    REQUIRE(dir);
+    const float cat[3] = {0.9f, 0.05f, 0.05f}, cat2[3] = {0.7f, 0.2f, 0.1f}, dog[3] = {0.2f, 0.6f, 0.2f},
+                cafe[3] = {0.1f, 0.1f, 0.8f};
+    clxp_result rs[8] = {mk(0, 'v', 0, 0, 1, cat, 3),  mk(0, 'v', 1, 1, 1, cat2, 3), mk(1, 'a', 0, 0, 1, cafe, 3),
+                         mk(0, 'v', 0, 0, 1, dog, 3),  mk(0, 'v', 1, 1, 1, dog, 3),  mk(0, 'v', 2, 2, 1, cat, 3),
+                         mk(0, 'v', 0, 0, 0, cafe, 3), mk(0, 'v', 0, 0, 0, cat, 3)};
+    const char *names[8] = {"a.mp4", "a.mp4", "a.mp4", "b,c.mp4", "b,c.mp4", "b,c.mp4", "x.jpg", "y.jpg"};
+    for (int i = 0; i < 8; i++) rs[i].input = names[i];
+    out_options o = {.confidence = 0.5f, .per_input = 1};
+    char *text = run_writer(dir, "multi.csv", OUT_CSV, g_labels, &o, rs, 8);
+    REQUIRE(text);
+    CHECK_STR(text, "input,stream_id,label,avg_probability,count\n"
+                    "a.mp4,0,cat,0.8000,2\n"
+                    "a.mp4,1,caf\xc3\xa9 <b>&,0.8000,1\n"
+                    "\"b,c.mp4\",0,\"dog \"\"big\"\", brown\",0.6000,2\n"
+                    "\"b,c.mp4\",0,cat,0.9000,1\n"
+                    "x.jpg,0,caf\xc3\xa9 <b>&,0.8000,1\n"
+                    "y.jpg,0,cat,0.9000,1\n");
+    free(text);
+    /* without per_input the stream index alone is the key (the avgclass header, stream 0 merged) */
+    out_options merged = {.confidence = 0.5f};
+    text = run_writer(dir, "merged.csv", OUT_CSV, g_labels, &merged, rs, 8);
+    REQUIRE(text);
+    CHECK_STR(text, "stream_id,label,avg_probability,count\n"
+                    "0,cat,0.8500,4\n"
+                    "0,\"dog \"\"big\"\", brown\",0.6000,2\n"
+                    "0,caf\xc3\xa9 <b>&,0.8000,1\n"
+                    "1,caf\xc3\xa9 <b>&,0.8000,1\n");
+    free(text);
+    /* subtitles follow the first input's stream only */
+    text = run_writer(dir, "multi.srt", OUT_SRT, g_labels, &o, rs, 8);
+    REQUIRE(text);
+    CHECK_STR(text, "1\n00:00:00,000 --> 00:00:02,000\ncat (80%)\n\n");
+    free(text);
+    /* html: a chart per input and stream with more than one result (in input order); the streams with one
+     * result (the audio window, the still images) are counted, and every result has its row */
+    text = run_writer(dir, "multi.html", OUT_HTML, g_labels, &o, rs, 8);
+    REQUIRE(text);
+    CHECK_EQ_INT(count_substr(text, "<svg"), 2);
+    CHECK_CONTAINS(text, "<h2>a.mp4: stream 0 (video): 2 frames</h2>");
+    CHECK_CONTAINS(text, "<h2>b,c.mp4: stream 0 (video): 3 frames</h2>");
+    CHECK(!strstr(text, "a.mp4: stream 1") && !strstr(text, "x.jpg: stream"));
+    CHECK_CONTAINS(text, "3 streams with a single result are not charted (their results are in the table).");
+    CHECK(strstr(text, "<h2>a.mp4: stream 0") < strstr(text, "<h2>b,c.mp4: stream 0"));
+    CHECK_EQ_INT(count_substr(text, "<tr><td>"), 8);
+    CHECK_CONTAINS(text, "<td class=\"n\">y.jpg<br>stream 0, frame 0</td>");
+    free(text);
+    CHECK_EQ_INT(count_entries(dir), 4);
+    remove_dir(dir);
+}
 
 TEST(srt_runs_and_times) {
     char *dir = make_dir();
@@ -787,6 +841,7 @@ int main(void) {
     RUN(jsonl_flushed_per_record);
     RUN(csv_labels);
     RUN(csv_categories);
+    RUN(per_input);
     RUN(srt_runs_and_times);
     RUN(vtt_categories_and_escaping);
     RUN(html_page);

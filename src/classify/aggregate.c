@@ -63,7 +63,7 @@ int agg_units_winners(const agg_units *u, const float *scores, int *cls) {
 }
 
 typedef struct agg_stream {
-    int index;
+    int source, index;
     char media;
     int64_t results;
     int64_t *count; /* [n_classes] */
@@ -107,15 +107,17 @@ void agg_free(agg *a) {
     free(a);
 }
 
-/* The stream with this index, inserted in sorted position when new; NULL if out of memory. */
-static agg_stream *find_stream(agg *a, int index, char media) {
+/* The stream (source, index), inserted in sorted position when new; NULL if out of memory. */
+static agg_stream *find_stream(agg *a, int source, int index, char media) {
     int lo = 0, hi = a->n_streams;
     while (lo < hi) {
         int mid = (lo + hi) / 2;
-        if (a->streams[mid].index < index) lo = mid + 1;
+        const agg_stream *m = &a->streams[mid];
+        if (m->source < source || (m->source == source && m->index < index)) lo = mid + 1;
         else hi = mid;
     }
-    if (lo < a->n_streams && a->streams[lo].index == index) return &a->streams[lo];
+    if (lo < a->n_streams && a->streams[lo].source == source && a->streams[lo].index == index)
+        return &a->streams[lo];
     if (a->n_streams == a->cap_streams) {
         int cap = a->cap_streams ? 2 * a->cap_streams : 4;
         agg_stream *p = realloc(a->streams, (size_t)cap * sizeof *p);
@@ -124,7 +126,7 @@ static agg_stream *find_stream(agg *a, int index, char media) {
         a->cap_streams = cap;
     }
     size_t n = (size_t)(a->units.n_classes > 0 ? a->units.n_classes : 1);
-    agg_stream st = {index, media, 0, calloc(n, sizeof(int64_t)), calloc(n, sizeof(double))};
+    agg_stream st = {source, index, media, 0, calloc(n, sizeof(int64_t)), calloc(n, sizeof(double))};
     if (!st.count || !st.sum) {
         free(st.count);
         free(st.sum);
@@ -136,11 +138,11 @@ static agg_stream *find_stream(agg *a, int index, char media) {
     return &a->streams[lo];
 }
 
-clxp_status agg_add(agg *a, const clxp_result *r, float confidence, clxp_error *err) {
+clxp_status agg_add(agg *a, const clxp_result *r, int source, float confidence, clxp_error *err) {
     if (r->n_classes != a->units.n_classes || (r->n_classes > 0 && !r->scores))
         return clxp_err_set(err, CLXP_ERR_INVALID, "result of %s has %d scores, the label bank has %d classes",
                             r->input ? r->input : "(input)", r->n_classes, a->units.n_classes);
-    agg_stream *st = find_stream(a, r->stream_index, r->media_type);
+    agg_stream *st = find_stream(a, source, r->stream_index, r->media_type);
     if (!st) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory aggregating results");
     st->results++;
     int nw = agg_units_winners(&a->units, r->scores, a->winners);
@@ -154,6 +156,7 @@ clxp_status agg_add(agg *a, const clxp_result *r, float confidence, clxp_error *
 }
 
 int agg_n_streams(const agg *a) { return a->n_streams; }
+int agg_stream_source(const agg *a, int s) { return a->streams[s].source; }
 int agg_stream_index(const agg *a, int s) { return a->streams[s].index; }
 char agg_stream_media(const agg *a, int s) { return a->streams[s].media; }
 int64_t agg_stream_results(const agg *a, int s) { return a->streams[s].results; }

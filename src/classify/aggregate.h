@@ -7,7 +7,8 @@
  *
  * A class is reported in a result when it is one of the result's winners and its score >= confidence.
  * Every result counts: whole frames, boxes and audio windows alike (as FFmpeg's avgclass filter counts
- * every bounding box). For each (stream, class):
+ * every bounding box). A stream is identified by a source number (e.g. which input of a run; 0 when there is
+ * only one) and its stream index. For each (stream, class):
  *     count = number of the stream's results in which the class was reported
  *     sum   = sum of the class's score over those results
  *     mean  = sum / count (0 when count is 0)
@@ -39,13 +40,14 @@ typedef struct agg agg;
 
 /* A new, empty aggregation for results scored against bank (which must outlive it). NULL if out of memory. */
 agg *agg_create(const clxp_labelbank *bank);
-/* Add one result (r->n_classes must equal the bank's class count: CLXP_ERR_INVALID otherwise).
- * err may be NULL. */
-clxp_status agg_add(agg *a, const clxp_result *r, float confidence, clxp_error *err);
+/* Add one result of stream (source, r->stream_index) (r->n_classes must equal the bank's class count:
+ * CLXP_ERR_INVALID otherwise). err may be NULL. */
+clxp_status agg_add(agg *a, const clxp_result *r, int source, float confidence, clxp_error *err);
 void agg_free(agg *a);
 
-/* Streams seen so far, in ascending stream index order: s in [0, agg_n_streams). */
+/* Streams seen so far, in ascending (source, stream index) order: s in [0, agg_n_streams). */
 int agg_n_streams(const agg *a);
+int agg_stream_source(const agg *a, int s);
 int agg_stream_index(const agg *a, int s);
 char agg_stream_media(const agg *a, int s); /* media type of the stream's first result, 'v' or 'a' */
 int64_t agg_stream_results(const agg *a, int s);

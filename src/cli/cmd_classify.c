@@ -80,7 +80,8 @@ static const char *classify_help =
     "Output:\n"
     "  -o, --output FILE        write results to FILE (repeatable); format from --format or the extension:\n"
     "                           jsonl (a record per frame), csv (per-label summary: stream_id,label,\n"
-    "                           avg_probability,count), srt / vtt (subtitles), html (report with a timeline)\n"
+    "                           avg_probability,count; with several inputs an input column first),\n"
+    "                           srt / vtt (subtitles; one input only), html (report with a timeline)\n"
     "      --format FMT         format of the next -o: jsonl, csv, srt, vtt, html\n"
     "  -y, --overwrite          overwrite existing output files (otherwise they are an error)\n"
     "      --json               print JSON on stdout instead of the table\n"
@@ -484,7 +485,12 @@ int cmd_classify(int argc, char **argv) {
         out_format f;
         st = o.outputs[i].format ? out_format_parse(o.outputs[i].format, &f, &err)
                                  : out_format_from_path(o.outputs[i].path, &f, &err);
-        out_options oo = {o.top, o.confidence, o.overwrite, n_in == 1 ? inputs[0] : NULL, o.model};
+        out_options oo = {o.top, o.confidence, o.overwrite, n_in == 1 ? inputs[0] : NULL, o.model, n_in > 1};
+        if (st == CLXP_OK && (f == OUT_SRT || f == OUT_VTT) && n_in > 1)
+            st = clxp_err_set(&err, CLXP_ERR_INVALID,
+                              "%s: subtitles follow one input and %d were given (run once per input, or write "
+                              ".jsonl, .csv or .html)",
+                              o.outputs[i].path, n_in);
         for (int k = 0; k < n_in && st == CLXP_OK; k++) /* never write over an input */
             if (strcmp(inputs[k], o.outputs[i].path) == 0 || out_same_file(inputs[k], o.outputs[i].path))
                 st = clxp_err_set(&err, CLXP_ERR_INVALID, "%s: output file is also an input", o.outputs[i].path);

@@ -33,7 +33,7 @@ static clxp_status csv_begin(out_writer *w, clxp_error *err) {
 
 static clxp_status csv_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     csv_state *s = w->state;
-    clxp_status st = agg_add(s->agg[b - w->banks], r, w->confidence, err);
+    clxp_status st = agg_add(s->agg[b - w->banks], r, w->source, w->confidence, err);
     return st == CLXP_OK ? CLXP_OK : clxp_err_prefix(err, st, "%s", w->path);
 }
 
@@ -53,21 +53,33 @@ static void put_field(FILE *f, const char *s) {
 
 static clxp_status csv_finish(out_writer *w, clxp_error *err) {
     csv_state *s = w->state;
-    fputs("stream_id,label,avg_probability,count\n", w->f);
-    /* every stream of every bank, by ascending stream index (then bank order): a merge of the banks' lists */
+    fputs(w->per_input ? "input,stream_id,label,avg_probability,count\n" : "stream_id,label,avg_probability,count\n",
+          w->f);
+    /* every stream of every bank, by ascending (input, stream index), then bank order: a merge of the banks'
+     * lists */
     int next[OUT_MAX_BANKS] = {0};
     for (;;) {
         int bi = -1;
-        for (int k = 0; k < w->n_banks; k++)
-            if (next[k] < agg_n_streams(s->agg[k]) &&
-                (bi < 0 || agg_stream_index(s->agg[k], next[k]) < agg_stream_index(s->agg[bi], next[bi])))
-                bi = k;
+        for (int k = 0; k < w->n_banks; k++) {
+            if (next[k] >= agg_n_streams(s->agg[k])) continue;
+            if (bi >= 0) {
+                int sk = agg_stream_source(s->agg[k], next[k]), sb = agg_stream_source(s->agg[bi], next[bi]);
+                if (sk > sb || (sk == sb && agg_stream_index(s->agg[k], next[k]) >=
+                                                agg_stream_index(s->agg[bi], next[bi])))
+                    continue;
+            }
+            bi = k;
+        }
         if (bi < 0) break;
         const agg *a = s->agg[bi];
         int i = next[bi]++;
         int n = agg_ranked(a, i, s->cls);
         for (int j = 0; j < n; j++) {
             int c = s->cls[j];
+            if (w->per_input) {
+                put_field(w->f, out_source_name(w, agg_stream_source(a, i)));
+                putc(',', w->f);
+            }
             fprintf(w->f, "%d,", agg_stream_index(a, i));
             put_field(w->f, clxp_labelbank_class_name(w->banks[bi].bank, c));
             fprintf(w->f, ",%.4f,%" PRId64 "\n", agg_mean(a, i, c), agg_count(a, i, c));

@@ -26,7 +26,7 @@ static const char *const palette[CHART_LINES] = {"#1f77b4", "#ff7f0e", "#2ca02c"
 
 /* Chart data of one stream: points are means of `stride` consecutive whole-frame results. */
 typedef struct chart_stream {
-    int index;
+    int source, index;  /* the writer's input number (out_writer.source) and the stream index */
     const out_bank *bk; /* the bank of the stream's results (a stream index with results of two banks, in a
                          * page of several inputs, gets a chart per bank) */
     char media;
@@ -47,6 +47,12 @@ typedef struct html_state {
     int64_t n_results, next_row, row_stride, rows;
     chart_stream *streams;
     int n_streams;
+    /* per_input: the charts of finished inputs, rendered when the next input starts (their data is freed) */
+    FILE *done;
+    char *done_buf;
+    size_t done_len;
+    int64_t n_single;  /* per_input: streams with a single whole-frame result (not charted) */
+    int64_t n_charted; /* charts written */
     /* thumbnails */
     AVCodecContext *png;
     AVFrame *frame;
@@ -70,6 +76,8 @@ static void html_free(void *state) {
     free(s->idx);
     for (int i = 0; i < s->n_streams; i++) chart_stream_free(&s->streams[i]);
     free(s->streams);
+    if (s->done) fclose(s->done);
+    free(s->done_buf);
     avcodec_free_context(&s->png);
     av_frame_free(&s->frame);
     av_packet_free(&s->pkt);
@@ -99,12 +107,12 @@ static void put_time(FILE *f, double t) {
 }
 
 /* A class's display name: the label, or "Unit: Category". */
-static void put_class(out_writer *w, const out_bank *b, int c) {
+static void put_class(FILE *f, const out_bank *b, int c) {
     if (b->n_units) {
-        put_esc(w->f, clxp_labelbank_unit_name(b->bank, clxp_labelbank_class_unit(b->bank, c)));
-        fputs(": ", w->f);
+        put_esc(f, clxp_labelbank_unit_name(b->bank, clxp_labelbank_class_unit(b->bank, c)));
+        fputs(": ", f);
     }
-    put_esc(w->f, clxp_labelbank_class_name(b->bank, c));
+    put_esc(f, clxp_labelbank_class_name(b->bank, c));
 }
 
 static const char css[] =
@@ -301,7 +309,7 @@ static void write_row(out_writer *w, const out_bank *b, const clxp_result *r) {
         for (int u = 0; u < n; u++) {
             if (s->idx[u] < 0) continue;
             fprintf(f, "%s<span class=\"p\">%.1f%%</span>", u ? "<br>" : "", 100.0 * r->scores[s->idx[u]]);
-            put_class(w, b, s->idx[u]);
+            put_class(f, b, s->idx[u]);
         }
     }
     fputs("</td></tr>\n", f);
@@ -314,14 +322,16 @@ static void write_row(out_writer *w, const out_bank *b, const clxp_result *r) {
 
 static chart_stream *chart_find(out_writer *w, const out_bank *b, const clxp_result *r) {
     html_state *s = w->state;
-    for (int i = 0; i < s->n_streams; i++)
-        if (s->streams[i].index == r->stream_index && s->streams[i].bk == b) return &s->streams[i];
+    for (int i = s->n_streams - 1; i >= 0; i--)
+        if (s->streams[i].source == w->source && s->streams[i].index == r->stream_index && s->streams[i].bk == b)
+            return &s->streams[i];
     chart_stream *p = realloc(s->streams, (size_t)(s->n_streams + 1) * sizeof *p);
     if (!p) return NULL;
     s->streams = p;
     chart_stream *c = &s->streams[s->n_streams];
     memset(c, 0, sizeof *c);
     size_t nc = (size_t)(b->n_classes > 0 ? b->n_classes : 1);
+    c->source = w->source;
     c->index = r->stream_index;
     c->bk = b;
     c->media = r->media_type;
@@ -391,10 +401,19 @@ static int chart_add(out_writer *w, const out_bank *b, const clxp_result *r) {
     return 1;
 }
 
+static int flush_charts(out_writer *w, FILE *f);
+
 static clxp_status html_write(out_writer *w, const out_bank *b, const clxp_result *r, clxp_error *err) {
     html_state *s = w->state;
     if (s->n_results == s->next_row) write_row(w, b, r);
     s->n_results++;
+    /* per_input: a new input finishes the charts of the previous ones (each input's results are consecutive) */
+    if (w->per_input && s->n_streams > 0 && s->streams[s->n_streams - 1].source != w->source) {
+        if (!s->done && !(s->done = open_memstream(&s->done_buf, &s->done_len)))
+            return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory for the chart", w->path);
+        if (!flush_charts(w, s->done) || ferror(s->done))
+            return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory for the chart", w->path);
+    }
     if (r->box_index == -1 && !chart_add(w, b, r))
         return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory for the chart", w->path);
     return CLXP_OK;
@@ -410,14 +429,20 @@ static clxp_status html_write(out_writer *w, const out_bank *b, const clxp_resul
 #define PLOT_B (SVG_H - 30)
 
 /* Returns 0 when out of memory. */
-static int write_chart(out_writer *w, chart_stream *c) {
+static int write_chart(out_writer *w, chart_stream *c, FILE *f) {
     html_state *s = w->state;
-    FILE *f = w->f;
     if (c->acc_n > 0) { /* the last, partial point (after a halving if the points are at their bound) */
         if (c->n_points == c->max_points) chart_push(c);
         chart_push(c);
     }
-    fprintf(f, "<h2>Stream %d (%s): %" PRId64 " %s</h2>\n", c->index, c->media == 'a' ? "audio" : "video", c->n_seen,
+    fputs("<h2>", f);
+    if (w->per_input) {
+        put_esc(f, out_source_name(w, c->source));
+        fputs(": s", f);
+    } else {
+        fputs("S", f);
+    }
+    fprintf(f, "tream %d (%s): %" PRId64 " %s</h2>\n", c->index, c->media == 'a' ? "audio" : "video", c->n_seen,
             c->media == 'a' ? "windows" : "frames");
     if (c->n_points == 0) return 1;
 
@@ -455,7 +480,7 @@ static int write_chart(out_writer *w, chart_stream *c) {
         if (c->n_points == 1) {
             fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%s\"><title>", (PLOT_L + PLOT_R) / 2.0,
                     PLOT_B - fmin(1.0, fmax(0.0, c->scores[k])) * (PLOT_B - PLOT_T), palette[l]);
-            put_class(w, b, k);
+            put_class(f, b, k);
             fputs("</title></circle>\n", f);
             continue;
         }
@@ -466,20 +491,43 @@ static int write_chart(out_writer *w, chart_stream *c) {
                     PLOT_B - p * (PLOT_B - PLOT_T));
         }
         fputs("\"><title>", f);
-        put_class(w, b, k);
+        put_class(f, b, k);
         fputs("</title></polyline>\n", f);
     }
     fputs("</svg>\n<ul class=\"legend\">", f);
     for (int l = 0; l < n_lines; l++) {
         int k = s->idx[l];
         fprintf(f, "<li><i style=\"background:%s\"></i>", palette[l]);
-        put_class(w, b, k);
+        put_class(f, b, k);
         fprintf(f, " <span class=\"p\">mean %.1f%%</span></li>", 100.0 * c->sum[k] / (double)c->n_seen);
     }
     fputs("</ul>\n", f);
     if (c->stride > 1)
         fprintf(f, "<p class=\"note\">Each point is the mean of %" PRId64 " consecutive results.</p>\n", c->stride);
     return 1;
+}
+
+/* Render the charts held (in (input, stream index) order) to f and free them. per_input: a stream with a single
+ * whole-frame result (a still image) is only counted. Returns 0 when out of memory. */
+static int flush_charts(out_writer *w, FILE *f) {
+    html_state *s = w->state;
+    for (int i = 1; i < s->n_streams; i++) { /* insertion sort: stable, and the input order is already kept */
+        for (int j = i; j > 0 && s->streams[j - 1].source == s->streams[j].source &&
+                        s->streams[j - 1].index > s->streams[j].index;
+             j--) {
+            chart_stream t = s->streams[j];
+            s->streams[j] = s->streams[j - 1];
+            s->streams[j - 1] = t;
+        }
+    }
+    int ok = 1;
+    for (int i = 0; i < s->n_streams; i++) {
+        if (w->per_input && s->streams[i].n_seen < 2) s->n_single++;
+        else if (ok && (ok = write_chart(w, &s->streams[i], f))) s->n_charted++;
+        chart_stream_free(&s->streams[i]);
+    }
+    s->n_streams = 0;
+    return ok;
 }
 
 static clxp_status html_finish(out_writer *w, clxp_error *err) {
@@ -493,17 +541,21 @@ static clxp_status html_finish(out_writer *w, clxp_error *err) {
                 s->rows, s->n_results, ROWS_FIRST, ROWS_PER_LEVEL);
     else fprintf(f, "<p class=\"note\">%" PRId64 " results.</p>\n", s->n_results);
     fputs("</section>\n<section class=\"charts\">\n", f);
-    /* streams in index order */
-    for (int i = 1; i < s->n_streams; i++) {
-        for (int j = i; j > 0 && s->streams[j - 1].index > s->streams[j].index; j--) {
-            chart_stream t = s->streams[j];
-            s->streams[j] = s->streams[j - 1];
-            s->streams[j - 1] = t;
+    if (s->done) { /* per_input: the charts of the inputs before the last one */
+        if (fclose(s->done) != 0) {
+            s->done = NULL;
+            return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
         }
+        s->done = NULL;
+        fwrite(s->done_buf, 1, s->done_len, f);
     }
-    for (int i = 0; i < s->n_streams; i++)
-        if (!write_chart(w, &s->streams[i])) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
-    if (s->n_streams == 0) fputs("<p class=\"note\">No whole-frame results to chart.</p>\n", f);
+    if (!flush_charts(w, f)) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
+    if (s->n_single > 0)
+        fprintf(f,
+                "<p class=\"note\">%" PRId64 " stream%s with a single result %s not charted (their results are in "
+                "the table).</p>\n",
+                s->n_single, s->n_single == 1 ? "" : "s", s->n_single == 1 ? "is" : "are");
+    else if (s->n_charted == 0) fputs("<p class=\"note\">No whole-frame results to chart.</p>\n", f);
     fputs("</section>\n</main>\n</body>\n</html>\n", f);
     return out_check_stream(w, err);
 }

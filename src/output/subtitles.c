@@ -11,7 +11,7 @@
 
 typedef struct sub_state {
     int vtt;
-    int locked, stream;      /* the stream the cues follow, once a result was seen */
+    int locked, source, stream; /* the input and stream the cues follow, once a result was seen */
     const out_bank *bk;      /* and its bank */
     int n_key;               /* winners per result: 1 (labels) or n_units */
     int *key, *cur;          /* the run's winners, the current result's */
@@ -112,11 +112,12 @@ static clxp_status sub_write(out_writer *w, const out_bank *b, const clxp_result
     if (r->box_index != -1) return CLXP_OK;
     if (!s->locked) {
         s->locked = 1;
+        s->source = w->source;
         s->stream = r->stream_index;
         s->bk = b;
         s->n_key = agg_units_n_winners(&b->units);
     }
-    if (r->stream_index != s->stream || b != s->bk || s->n_key <= 0) return CLXP_OK;
+    if (w->source != s->source || r->stream_index != s->stream || b != s->bk || s->n_key <= 0) return CLXP_OK;
     if (s->have_prev && r->time > s->prev_time) {
         s->spacing[s->spacing_pos] = r->time - s->prev_time;
         s->spacing_pos = (s->spacing_pos + 1) % SPACING_RING;

@@ -231,6 +231,8 @@ static void free_writer(out_writer *w) {
     free(w->tmp);
     free(w->input);
     free(w->model);
+    for (int i = 0; i < w->n_sources; i++) free(w->sources[i]);
+    free(w->sources);
     free(w);
 }
 
@@ -243,6 +245,26 @@ void out_abort(out_writer *w) {
 }
 
 const char *out_partial_path(const out_writer *w) { return w ? w->tmp : NULL; }
+
+const char *out_source_name(const out_writer *w, int source) {
+    return source >= 0 && source < w->n_sources ? w->sources[source] : NULL;
+}
+
+/* per_input: the input of r, appended when it differs from the previous result's; -1 if out of memory. */
+static int source_of(out_writer *w, const clxp_result *r) {
+    if (!w->per_input) return 0;
+    const char *name = r->input ? r->input : "";
+    if (w->n_sources > 0 && strcmp(w->sources[w->n_sources - 1], name) == 0) return w->n_sources - 1;
+    if (w->n_sources == w->cap_sources) {
+        int cap = w->cap_sources ? 2 * w->cap_sources : 8;
+        char **p = realloc(w->sources, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        w->sources = p;
+        w->cap_sources = cap;
+    }
+    if (!(w->sources[w->n_sources] = strdup(name))) return -1;
+    return w->n_sources++;
+}
 
 const out_bank *out_bank_of(const out_writer *w, const clxp_result *r) {
     if (!r->bank) return &w->banks[0];
@@ -286,6 +308,7 @@ clxp_status out_open_banks(const char *path, out_format fmt, const clxp_labelban
     }
     w->confidence = o->confidence;
     w->overwrite = o->overwrite;
+    w->per_input = o->per_input != 0;
     w->path = strdup(path);
     w->input = dup_or_null(o->input);
     w->model = dup_or_null(o->model);
@@ -337,6 +360,7 @@ clxp_status out_write(out_writer *w, const clxp_result *r, clxp_error *err) {
     else if (r->n_classes != b->n_classes || (r->n_classes > 0 && !r->scores))
         st = clxp_err_set(err, CLXP_ERR_INVALID, "%s: a result has %d scores, the label bank has %d classes",
                           w->path, r->n_classes, b->n_classes);
+    else if ((w->source = source_of(w, r)) < 0) st = clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", w->path);
     else st = w->ops->write(w, b, r, err);
     if (st == CLXP_OK) st = out_check_stream(w, err);
     return st == CLXP_OK ? CLXP_OK : fail(w, st, err);

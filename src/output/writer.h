@@ -76,6 +76,11 @@ typedef struct out_options {
                           FFmpeg without -y */
     const char *input; /* input name for the html title / jsonl (may be NULL) */
     const char *model; /* model path for the html header (may be NULL) */
+    int per_input;     /* results of several inputs in one file: 1 keeps each input's streams apart (a change of
+                          clxp_result.input from one result to the next starts a new input): the csv summary gets
+                          a leading "input" column and rows per input and stream, the html report a chart per
+                          input and stream, subtitles follow the first input's stream. 0: a stream is keyed by its
+                          index alone (results of several inputs with the same stream index merge). */
 } out_options;
 
 typedef struct out_writer out_writer;

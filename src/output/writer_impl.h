@@ -40,9 +40,16 @@ struct out_writer {
     int max_classes;            /* the largest n_classes or n_units of the banks (scratch sizes) */
     float confidence;
     char *input, *model;        /* copies of the options' strings, may be NULL */
+    int per_input;              /* out_options.per_input */
+    char **sources;             /* per_input: the inputs seen, in order (copies; "" for a result without one) */
+    int n_sources, cap_sources;
+    int source;                 /* the current result's input: an index into sources (0 when !per_input); set
+                                   by out_write before the format's write */
     clxp_error failed;          /* sticky: code CLXP_OK until a call fails, then that call's error */
 };
 
+/* The name of input `source` (per_input), or NULL. */
+const char *out_source_name(const out_writer *w, int source);
 /* The writer's entry for r's bank, or NULL when it has none. */
 const out_bank *out_bank_of(const out_writer *w, const clxp_result *r);
 

@@ -315,6 +315,36 @@ cksum <"$CLIP" | cmp -s - "$T/clip_sum" || why "the input was changed through a 
 no_part_files "$T"
 finish output_is_the_input_other_name
 
+# ---- several inputs in one run ------------------------------------------------------------------------------
+
+# the csv summary keeps each input's streams apart: its rows are those of the separate runs, prefixed by the input
+begin
+M=$T/multi
+mkdir -p "$M"
+run classify --every 5 -o "$M/clip.csv" "$CLIP"
+expect_rc 0
+run classify --every 5 -o "$M/scene.csv" "$SCENE"
+expect_rc 0
+run classify --every 5 -o "$M/both.csv" -o "$M/both.html" "$CLIP" "$SCENE"
+expect_rc 0
+[ "$(head -n 1 "$M/both.csv")" = "input,stream_id,label,avg_probability,count" ] ||
+    why "both.csv header: $(head -n 1 "$M/both.csv")"
+{
+    echo "input,stream_id,label,avg_probability,count"
+    sed 1d "$M/clip.csv" | sed "s|^|$CLIP,|"
+    sed 1d "$M/scene.csv" | sed "s|^|$SCENE,|"
+} >"$M/expected.csv"
+cmp -s "$M/expected.csv" "$M/both.csv" || why "both.csv is not the two separate summaries: $(diff "$M/expected.csv" "$M/both.csv" | head -n 6)"
+[ "$(grep -c '<h2>.*: stream 0 (video)' "$M/both.html")" -eq 2 ] || why "both.html has not one chart per input"
+# subtitles follow one timeline: two inputs are refused before anything is written
+run classify --every 5 -o "$M/both.srt" -o "$M/x.jsonl" "$CLIP" "$SCENE"
+expect_rc 1
+one_error_line
+err_has "$M/both.srt: subtitles follow one input and 2 were given"
+[ -e "$M/both.srt" ] || [ -e "$M/x.jsonl" ] && why "an output was written"
+no_part_files "$M"
+finish several_inputs
+
 begin
 run classify -q --every 10 -o "$T/q.jsonl" "$CLIP"
 expect_rc 0
