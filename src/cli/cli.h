@@ -32,8 +32,12 @@ int cmd_convert(int argc, char **argv);
 /* Handle one of the options above (getopt code c, its argument); returns 0 or a usage error's exit status. */
 int cli_model_option(const char *cmd, int c, const char *arg, clxp_load_options *lo);
 
-/* Print "clxp: error: <msg>" on stderr (one line) and return CLI_EXIT_ERROR. */
+/* Print "clxp: error: <msg>" on stderr (one line) and return CLI_EXIT_ERROR. A CLXP_ERR_FORMAT error after
+ * cli_av_errors_watch(1) gets FFmpeg's last error message since then appended ("<msg>; FFmpeg: <its message>"). */
 int cli_fail(const clxp_error *err);
+/* 1: start remembering FFmpeg's error messages for cli_fail, forgetting earlier ones (before each media input);
+ * 0: stop and forget (still images are decoded in parallel: a message could be another file's). */
+void cli_av_errors_watch(int on);
 /* Print "clxp <cmd>: <msg>" plus a hint to --help on stderr and return CLI_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 #if defined(__GNUC__)

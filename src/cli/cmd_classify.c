@@ -508,11 +508,13 @@ int cmd_classify(int argc, char **argv) {
         int j = i;
         while (clip && !o.run.boxes && j < n_in && media_is_still_image(inputs[j])) j++; /* boxes: clxp_run_file */
         if (j > i) {
+            cli_av_errors_watch(0);
             st = run_images(m, bank, inputs + i, j - i, &s, &err);
             i = j;
             continue;
         }
         report_begin_input(s.rep, inputs[i]);
+        cli_av_errors_watch(1);
         st = am ? clxp_run_file_av(m, bank, am, abank, inputs[i], &o.run, on_result, &s, &err)
                 : clxp_run_file(m, bank, inputs[i], &o.run, on_result, &s, &err);
         report_end_input(s.rep, st == CLXP_OK && s.st == CLXP_OK);

@@ -1,6 +1,7 @@
 /* clxp: zero-shot classification of images against text prompts with CLIP models. */
 #include <errno.h>
 #include <libavutil/log.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,8 +30,53 @@ static const char *usage_text =
     "or another model file or directory: pytorch_model.bin, an open_clip checkpoint, a TorchScript or\n"
     "OpenAI .pt archive (see README \"Model files\").\n";
 
+/* FFmpeg's last error message while an input is read (logging state, shared by the decoding threads): clxp's
+ * one-line error for a file FFmpeg cannot read then says why in FFmpeg's words ("Picture size 100000x100000 is
+ * invalid" behind "cannot open (Device or resource busy)"). */
+static struct {
+    pthread_mutex_t mu;
+    int armed;
+    char msg[256];
+} g_av_last = {PTHREAD_MUTEX_INITIALIZER, 0, ""};
+
+static void av_log_capture(void *avcl, int level, const char *fmt, va_list vl) {
+    if (level <= AV_LOG_ERROR && g_av_last.armed) {
+        char line[sizeof g_av_last.msg];
+        int prefix = 0;
+        va_list copy;
+        va_copy(copy, vl);
+        av_log_format_line2(avcl, level, fmt, copy, line, (int)sizeof line, &prefix);
+        va_end(copy);
+        size_t n = strlen(line);
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ')) line[--n] = '\0';
+        for (size_t i = 0; i < n; i++)
+            if (line[i] == '\n' || line[i] == '\r' || line[i] == '\t') line[i] = ' ';
+        if (n > 0) {
+            pthread_mutex_lock(&g_av_last.mu);
+            memcpy(g_av_last.msg, line, n + 1);
+            pthread_mutex_unlock(&g_av_last.mu);
+        }
+    }
+    av_log_default_callback(avcl, level, fmt, vl);
+}
+
+void cli_av_errors_watch(int on) {
+    pthread_mutex_lock(&g_av_last.mu);
+    g_av_last.armed = on;
+    g_av_last.msg[0] = '\0';
+    pthread_mutex_unlock(&g_av_last.mu);
+}
+
 int cli_fail(const clxp_error *err) {
-    fprintf(stderr, "clxp: error: %s\n", err && err->msg[0] ? err->msg : "unknown error");
+    const char *msg = err && err->msg[0] ? err->msg : "unknown error";
+    char av[sizeof g_av_last.msg];
+    pthread_mutex_lock(&g_av_last.mu);
+    memcpy(av, g_av_last.msg, sizeof av);
+    pthread_mutex_unlock(&g_av_last.mu);
+    /* a media file's error (a format or decoding problem), with what FFmpeg said when it adds something */
+    if (err && err->code == CLXP_ERR_FORMAT && av[0] && !strstr(msg, av))
+        fprintf(stderr, "clxp: error: %s; FFmpeg: %s\n", msg, av);
+    else fprintf(stderr, "clxp: error: %s\n", msg);
     return CLI_EXIT_ERROR;
 }
 
@@ -58,6 +104,7 @@ void cli_setup_logging(int verbosity) {
     /* FFmpeg's decoders report problems on their own; clxp reports them as one-line errors instead,
      * so FFmpeg only speaks at -vv and above. */
     av_log_set_level(verbosity >= 3 ? AV_LOG_VERBOSE : verbosity >= 2 ? AV_LOG_WARNING : AV_LOG_QUIET);
+    av_log_set_callback(av_log_capture);
 }
 
 int cli_parse_int(const char *s, int lo, int hi, int *out) {
