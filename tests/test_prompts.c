@@ -1,4 +1,6 @@
 /* Labels and categories files: the seed's files load unchanged; malformed files give line-numbered errors. */
+#include <unistd.h>
+
 #include "io/prompts.h"
 #include "test.h"
 
@@ -85,6 +87,17 @@ TEST(errors) {
     free(big);
     CHECK_EQ_INT(prompts_load("/nonexistent/labels.txt", &p, &err), CLXP_ERR_IO);
     CHECK_CONTAINS(err.msg, "/nonexistent/labels.txt: cannot open");
+    /* "[]" makes a file a categories file (and is an empty unit name), not a label "[]" */
+    char path[] = "/tmp/clxp-prompts-XXXXXX";
+    int fd = mkstemp(path);
+    REQUIRE(fd >= 0);
+    FILE *f = fdopen(fd, "w");
+    REQUIRE(f);
+    fputs("[]\n(Day)\na photo taken by day\n", f);
+    fclose(f);
+    CHECK_EQ_INT(prompts_load(path, &p, &err), CLXP_ERR_FORMAT);
+    CHECK_CONTAINS(err.msg, ":1: empty unit name");
+    unlink(path);
 }
 
 TEST(many_labels) {

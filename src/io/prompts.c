@@ -159,7 +159,8 @@ clxp_status prompts_parse(const char *buf, size_t len, const char *what, int cat
     return st;
 }
 
-/* A categories file has at least one "[Unit]" line (a whole line in square brackets). */
+/* A categories file has at least one "[Unit]" line (a whole line in square brackets; "[]" too, which is then an
+ * error: an empty unit name). */
 static int has_unit_line(const char *buf, size_t len) {
     size_t pos = 0;
     while (pos < len) {
@@ -167,7 +168,7 @@ static int has_unit_line(const char *buf, size_t len) {
         size_t end = nl ? (size_t)(nl - buf) : len, a = pos, b = end;
         while (a < b && is_space(buf[a])) a++;
         while (b > a && is_space(buf[b - 1])) b--;
-        if (b - a >= 3 && buf[a] == '[' && buf[b - 1] == ']') return 1;
+        if (b - a >= 2 && buf[a] == '[' && buf[b - 1] == ']') return 1;
         pos = end + 1;
     }
     return 0;
