@@ -478,7 +478,8 @@ int cmd_classify(int argc, char **argv) {
     run_state s = {.o = &o};
     clxp_status st = CLXP_OK;
     report_options ro = {o.top, o.confidence, o.json, o.verbosity > 0 && !o.json && o.n_outputs == 0,
-                         o.verbosity > 0 && isatty(2), o.model, o.labels, o.logit_scale, o.temperature};
+                         o.verbosity > 0 && isatty(2), o.model, o.labels, o.logit_scale, o.temperature,
+                         abank ? o.clap : NULL, abank ? o.labels_clap : NULL, abank};
     st = report_create(bank, &ro, &s.rep, &err);
     /* Open every output before any work: a bad path fails fast, and nothing is written on failure. */
     for (int i = 0; i < o.n_outputs && st == CLXP_OK; i++) {

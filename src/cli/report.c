@@ -47,6 +47,12 @@ clxp_status report_create(const clxp_labelbank *b, const report_options *o, repo
         cJSON_AddStringToObject(r->root, "labels_file", o->labels);
         cJSON_AddNumberToObject(r->root, "logit_scale",
                                 o->logit_scale > 0 ? o->logit_scale : clxp_labelbank_logit_scale(b));
+        if (o->audio_bank) {
+            cJSON_AddStringToObject(r->root, "audio_model", o->audio_model);
+            cJSON_AddStringToObject(r->root, "audio_labels_file", o->audio_labels);
+            cJSON_AddNumberToObject(r->root, "audio_logit_scale",
+                                    o->logit_scale > 0 ? o->logit_scale : clxp_labelbank_logit_scale(o->audio_bank));
+        }
         cJSON_AddNumberToObject(r->root, "temperature", o->temperature);
         r->results = cJSON_AddArrayToObject(r->root, "results");
     }

@@ -15,6 +15,9 @@ typedef struct report_options {
     int progress;     /* progress line on stderr */
     const char *model, *labels;
     float logit_scale, temperature; /* as given (0 = model default) */
+    /* a combined video + audio run: the CLAP model, its labels file and bank (NULL otherwise) */
+    const char *audio_model, *audio_labels;
+    const clxp_labelbank *audio_bank;
 } report_options;
 
 typedef struct report report;

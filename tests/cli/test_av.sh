@@ -131,6 +131,17 @@ times_sorted "$T/cv.jsonl" || why "combined video records are not in time order"
 times_sorted "$T/ca.jsonl" || why "combined audio records are not in time order"
 finish combined_equals_separate_runs
 
+# --json names both models and both labels files
+begin
+run "$CLXP" classify $BOTH --interval 2 --hop 4 -t 1 --json "$T/av.mkv"
+expect_rc 0
+out_has "\"model\":	\"$CLIP\""
+out_has "\"labels_file\":	\"$LV\""
+out_has "\"audio_model\":	\"$CLAP\""
+out_has "\"audio_labels_file\":	\"$LA\""
+out_has "\"audio_logit_scale\":"
+finish json_names_both_models
+
 begin
 [ "$c_rc" -eq 0 ] || why "the combined run failed"
 { cat "$T/v.csv"; tail -n +2 "$T/a.csv"; } >"$T/va.csv"
