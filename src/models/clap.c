@@ -157,7 +157,7 @@ static void load_audio(loader *L) {
     }
     int res = clap_audio_grid(a);
     for (int s = 0; s < a->n_stages && L->st == CLXP_OK; s++) {
-        clap_swin_stage *st = &m->stages[s];
+        swin_stage *st = &m->stages[s];
         st->dim = clap_audio_stage_dim(a, s);
         st->res = res;
         st->heads = a->heads[s];
@@ -173,7 +173,7 @@ static void load_audio(loader *L) {
             break;
         }
         for (int i = 0; i < st->depth && L->st == CLXP_OK; i++) {
-            clap_swin_block *b = &st->blocks[i];
+            swin_block *b = &st->blocks[i];
             char p[160], ps[200];
             snprintf(p, sizeof p, "%s.layers.%d.blocks.%d", pre, s, i);
             snprintf(ps, sizeof ps, "%s.attention.self", p);
@@ -182,7 +182,9 @@ static void load_audio(loader *L) {
             b->ln1_b = get(L, D1(D), "%s.layernorm_before.bias", p);
             b->ln2_w = get(L, D1(D), "%s.layernorm_after.weight", p);
             b->ln2_b = get(L, D1(D), "%s.layernorm_after.bias", p);
-            load_qkv(L, ps, D, a->qkv_bias, &b->qkv_w, &b->qkv_b);
+            load_qkv(L, ps, D, a->qkv_bias, &b->owned[0], &b->owned[1]); /* q | k | v concatenated */
+            b->qkv_w = b->owned[0];
+            b->qkv_b = b->owned[1];
             const float *table =
                 get(L, D2((2 * ws - 1) * (2 * ws - 1), st->heads), "%s.relative_position_bias_table", ps);
             check_rel_index(L, ps, (int)ws);
@@ -290,16 +292,8 @@ static int model_matrices(clap_model *m, nn_matrix **out, int cap) {
         n++; \
     } while (0)
     ADD(&m->patch);
-    for (int s = 0; s < m->cfg.audio.n_stages && s < CLAP_MAX_STAGES; s++) {
-        clap_swin_stage *sg = &m->stages[s];
-        for (int i = 0; sg->blocks && i < sg->depth; i++) {
-            ADD(&sg->blocks[i].qkv);
-            ADD(&sg->blocks[i].o);
-            ADD(&sg->blocks[i].fc1);
-            ADD(&sg->blocks[i].fc2);
-        }
-        if (sg->merge_w) ADD(&sg->merge);
-    }
+    for (int s = 0; s < m->cfg.audio.n_stages && s < CLAP_MAX_STAGES; s++)
+        n = swin_stage_matrices(&m->stages[s], out, n, cap);
     for (int i = 0; m->tlayers && i < m->cfg.text.layers; i++) {
         ADD(&m->tlayers[i].qkv);
         ADD(&m->tlayers[i].o);
@@ -314,18 +308,7 @@ static int model_matrices(clap_model *m, nn_matrix **out, int cap) {
 static void init_matrices(clap_model *m) {
     const clap_audio_config *a = &m->cfg.audio;
     m->patch = nn_matrix_plain(m->patch_w, a->patch_embeds_hidden_size, a->patch_size * a->patch_size);
-    for (int s = 0; s < a->n_stages; s++) {
-        clap_swin_stage *sg = &m->stages[s];
-        const int D = sg->dim;
-        for (int i = 0; i < sg->depth; i++) {
-            clap_swin_block *bk = &sg->blocks[i];
-            bk->qkv = nn_matrix_plain(bk->qkv_w, 3 * D, D);
-            bk->o = nn_matrix_plain(bk->o_w, D, D);
-            bk->fc1 = nn_matrix_plain(bk->fc1_w, sg->mlp, D);
-            bk->fc2 = nn_matrix_plain(bk->fc2_w, D, sg->mlp);
-        }
-        if (sg->merge_w) sg->merge = nn_matrix_plain(sg->merge_w, 2 * D, 4 * D);
-    }
+    for (int s = 0; s < a->n_stages; s++) swin_stage_init_matrices(&m->stages[s]);
     const int D = m->cfg.text.hidden, I = m->cfg.text.intermediate;
     for (int i = 0; i < m->cfg.text.layers; i++) {
         clap_text_layer *l = &m->tlayers[i];
@@ -347,11 +330,7 @@ clxp_status clap_model_pack(clap_model *m, nn_precision prec, clxp_error *err) {
     free(mats);
     if (st != CLXP_OK) return st;
     /* the concatenated q|k|v copies are no longer needed */
-    for (int s = 0; s < m->cfg.audio.n_stages; s++)
-        for (int i = 0; i < m->stages[s].depth; i++) {
-            free(m->stages[s].blocks[i].qkv_w);
-            m->stages[s].blocks[i].qkv_w = NULL;
-        }
+    for (int s = 0; s < m->cfg.audio.n_stages; s++) swin_stage_drop_fp32(&m->stages[s]);
     for (int i = 0; i < m->cfg.text.layers; i++) {
         free(m->tlayers[i].qkv_w);
         m->tlayers[i].qkv_w = NULL;
@@ -412,16 +391,7 @@ void clap_model_free(clap_model *m) {
     free_bn(&m->aff_local.bn2);
     free_bn(&m->aff_global.bn1);
     free_bn(&m->aff_global.bn2);
-    for (int s = 0; s < CLAP_MAX_STAGES; s++) {
-        clap_swin_stage *st = &m->stages[s];
-        for (int i = 0; st->blocks && i < st->depth; i++) {
-            free(st->blocks[i].qkv_w);
-            free(st->blocks[i].qkv_b);
-            free(st->blocks[i].bias);
-        }
-        free(st->blocks);
-        free(st->mask);
-    }
+    for (int s = 0; s < CLAP_MAX_STAGES; s++) swin_stage_free(&m->stages[s]);
     for (int i = 0; m->tlayers && i < m->cfg.text.layers; i++) {
         free(m->tlayers[i].qkv_w);
         free(m->tlayers[i].qkv_b);
@@ -595,7 +565,7 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
     size_t mlp = (size_t)B * N0 * (size_t)m->stages[0].mlp, hidn = (size_t)nl * N0 * (Dr > 0 ? Dr : 1);
     size_t work_n = 0;
     for (int s = 0; s < a->n_stages; s++) {
-        const clap_swin_stage *sg = &m->stages[s];
+        const swin_stage *sg = &m->stages[s];
         size_t w = swin_attention_work_size(sg->window * sg->window, sg->dim / sg->heads);
         if (w > work_n) work_n = w;
     }
@@ -693,31 +663,14 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
     /* 4. Swin stages */
     char name[80];
     for (int s = 0; s < a->n_stages && st == CLXP_OK; s++) {
-        const clap_swin_stage *sg = &m->stages[s];
-        const int R = sg->res, D = sg->dim, ws = sg->window, N = ws * ws, nW = (R / ws) * (R / ws);
-        const int rows = B * R * R;
-        for (int i = 0; i < sg->depth && st == CLXP_OK; i++) {
-            const clap_swin_block *bk = &sg->blocks[i];
-            /* x += attn(LN(x)), computed on the rows gathered in (shifted) window order */
-            nn_layernorm(x, rows, D, bk->ln1_w, bk->ln1_b, (float)a->layer_norm_eps, att);
-            swin_gather(att, B, R, R, D, ws, bk->shift, h);
-            if ((st = nn_linear_m(&bk->qkv, h, rows, bk->qkv_b, qkv, 0, err)) != CLXP_OK) break;
-            swin_window_attention(qkv, B * nW, N, D, sg->heads, bk->bias, bk->shift ? sg->mask : NULL, nW, att, work);
-            if ((st = nn_linear_m(&bk->o, att, rows, bk->o_b, h, 0, err)) != CLXP_OK) break;
-            swin_scatter_add(h, B, R, R, D, ws, bk->shift, x);
-            /* x += MLP(LN(x)) */
-            nn_layernorm(x, rows, D, bk->ln2_w, bk->ln2_b, (float)a->layer_norm_eps, h);
-            if ((st = nn_linear_m(&bk->fc1, h, rows, bk->fc1_b, mlpb, 0, err)) != CLXP_OK) break;
-            nn_activation(mlpb, (size_t)rows * sg->mlp, act_of(a->hidden_act));
-            st = nn_linear_m(&bk->fc2, mlpb, rows, bk->fc2_b, x, 1, err);
-        }
+        const swin_stage *sg = &m->stages[s];
+        const int R = sg->res, D = sg->dim;
+        st = swin_stage_blocks(sg, B, (float)a->layer_norm_eps, act_of(a->hidden_act), x, h, att, qkv, mlpb, work, err);
         if (st != CLXP_OK) break;
         if (sg->merge_w) {
             snprintf(name, sizeof name, "audio.hidden_states_before_downsampling.%d", s + 1);
             emit_map(hook, ctx, name, x, B, R, R, D, hookb);
-            swin_merge_gather(x, B, R, D, h);
-            nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, TORCH_NORM_EPS, h);
-            if ((st = nn_linear_m(&sg->merge, h, rows / 4, NULL, x, 0, err)) != CLXP_OK) break;
+            if ((st = swin_stage_merge(sg, B, TORCH_NORM_EPS, x, h, err)) != CLXP_OK) break;
             snprintf(name, sizeof name, "audio.hidden_states.%d", s + 1);
             emit_map(hook, ctx, name, x, B, R / 2, R / 2, 2 * D, hookb);
         } else {
@@ -728,7 +681,7 @@ clxp_status clap_encode_features(clap_model *m, const float *features, const int
     if (st != CLXP_OK) return st;
 
     /* 5. final LayerNorm, mean over the tokens, projection */
-    const clap_swin_stage *last = &m->stages[a->n_stages - 1];
+    const swin_stage *last = &m->stages[a->n_stages - 1];
     const int R = last->res, Dl = a->hidden_size, NL = R * R;
     nn_layernorm(x, B * NL, Dl, m->norm_w, m->norm_b, TORCH_NORM_EPS, h);
     if (hook) {

@@ -32,27 +32,12 @@
 #include "io/clap_config.h"
 #include "io/weights.h"
 #include "nn/gemm.h"
+#include "nn/swin.h"
 
 /* Observes intermediate tensors, named and laid out as in the golden files (e.g. "audio.hidden_states.2"
  * [B, C, H, W], "text.hidden_states.1" [B, T, D]); for tests and debugging. data is only valid during the call. */
 typedef void (*clap_hook)(void *ctx, const char *name, const float *data, int ndim, const int64_t *shape);
 
-typedef struct clap_swin_block {
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
-    float *qkv_w, *qkv_b; /* q | k | v packed into one [3D, D] matrix (owned; bias NULL without qkv_bias) */
-    const float *o_w, *o_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    nn_matrix qkv, o, fc1, fc2; /* the four matrices above as the GEMMs use them (clap_model_pack) */
-    float *bias; /* relative position bias expanded to [heads, N, N] (owned) */
-    int shift;   /* 0 or window / 2 */
-} clap_swin_block;
-
-typedef struct clap_swin_stage {
-    int dim, res, heads, depth, window, mlp;
-    clap_swin_block *blocks;
-    const float *merge_ln_w, *merge_ln_b, *merge_w; /* patch merging (NULL after the last stage) */
-    nn_matrix merge;
-    float *mask;                                    /* [nW, N, N] shift mask (owned; NULL when nothing shifts) */
-} clap_swin_stage;
 
 /* An eval-mode BatchNorm folded into y = x * scale + shift (owned arrays). */
 typedef struct clap_bn {
@@ -80,7 +65,7 @@ typedef struct clap_model {
     nn_matrix patch;
     const float *mel_conv_w, *mel_conv_b; /* fusion only */
     clap_aff_branch aff_local, aff_global;
-    clap_swin_stage stages[CLAP_MAX_STAGES];
+    swin_stage stages[CLAP_MAX_STAGES];
     const float *norm_w, *norm_b;
     const float *aproj1_w, *aproj1_b, *aproj2_w, *aproj2_b;
     /* text */

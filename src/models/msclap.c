@@ -486,7 +486,7 @@ static void load_audio(loader *L) {
     m->patch_ln_b = get(L, D1(E), PRE_A ".patch_embed.norm.bias");
     int res = c->spec_size / c->patch;
     for (int s = 0; s < c->n_stages && L->st == CLXP_OK; s++) {
-        msclap_stage *sg = &m->stages[s];
+        swin_stage *sg = &m->stages[s];
         sg->dim = (int)(E << s);
         sg->res = res;
         sg->heads = c->heads[s];
@@ -501,7 +501,7 @@ static void load_audio(loader *L) {
             return;
         }
         for (int i = 0; i < sg->depth && L->st == CLXP_OK; i++) {
-            msclap_block *bk = &sg->blocks[i];
+            swin_block *bk = &sg->blocks[i];
             char p[128];
             snprintf(p, sizeof p, PRE_A ".layers.%d.blocks.%d", s, i);
             bk->shift = (i % 2 == 1 && !single) ? c->window / 2 : 0;
@@ -509,8 +509,8 @@ static void load_audio(loader *L) {
             bk->ln1_b = get(L, D1(D), "%s.norm1.bias", p);
             bk->qkv_w = get(L, D2(3 * D, D), "%s.attn.qkv.weight", p);
             bk->qkv_b = get(L, D1(3 * D), "%s.attn.qkv.bias", p);
-            bk->proj_w = get(L, D2(D, D), "%s.attn.proj.weight", p);
-            bk->proj_b = get(L, D1(D), "%s.attn.proj.bias", p);
+            bk->o_w = get(L, D2(D, D), "%s.attn.proj.weight", p);
+            bk->o_b = get(L, D1(D), "%s.attn.proj.bias", p);
             bk->ln2_w = get(L, D1(D), "%s.norm2.weight", p);
             bk->ln2_b = get(L, D1(D), "%s.norm2.bias", p);
             bk->fc1_w = get(L, D2(sg->mlp, D), "%s.mlp.fc1.weight", p);
@@ -543,6 +543,7 @@ static void load_audio(loader *L) {
             sg->merge_w = get(L, D2(2 * D, 4 * D), PRE_A ".layers.%d.downsample.reduction.weight", s);
             res /= 2;
         }
+        swin_stage_init_matrices(sg);
     }
     m->norm_w = get(L, D1(c->out_emb), PRE_A ".norm.weight");
     m->norm_b = get(L, D1(c->out_emb), PRE_A ".norm.bias");
@@ -681,10 +682,8 @@ clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_mod
 void msclap_model_free(msclap_model *m) {
     if (!m) return;
     for (int s = 0; s < MSCLAP_MAX_STAGES; s++) {
-        msclap_stage *sg = &m->stages[s];
-        for (int i = 0; sg->blocks && i < sg->depth; i++) free(sg->blocks[i].bias);
-        free(sg->blocks);
-        free(sg->mask);
+        swin_stage *sg = &m->stages[s];
+        swin_stage_free(sg);
     }
     free(m->tl);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
@@ -861,7 +860,7 @@ clxp_status msclap_encode_features(msclap_model *m, const float *features, int B
     if (T < 1 || T > Tw) return clxp_err_set(err, CLXP_ERR_INVALID, "%d feature frames outside [1, %d]", T, Tw);
     size_t mlp_n = (size_t)B * N0 * m->stages[0].mlp, work_n = 0;
     for (int s = 0; s < c->n_stages; s++) {
-        const msclap_stage *sg = &m->stages[s];
+        const swin_stage *sg = &m->stages[s];
         size_t w = swin_attention_work_size(sg->window * sg->window, sg->dim / sg->heads);
         if (w > work_n) work_n = w;
     }
@@ -914,27 +913,13 @@ clxp_status msclap_encode_features(msclap_model *m, const float *features, int B
     /* 4. Swin stages */
     char name[80];
     for (int s = 0; s < c->n_stages; s++) {
-        const msclap_stage *sg = &m->stages[s];
-        const int R = sg->res, D = sg->dim, ws = sg->window, N = ws * ws, nW = (R / ws) * (R / ws), rows = B * R * R;
-        for (int i = 0; i < sg->depth; i++) {
-            const msclap_block *bk = &sg->blocks[i];
-            nn_layernorm(x, rows, D, bk->ln1_w, bk->ln1_b, LN_EPS, att);
-            swin_gather(att, B, R, R, D, ws, bk->shift, h);
-            if ((st = nn_linear(h, rows, D, bk->qkv_w, bk->qkv_b, 3 * D, qkv, 0, err)) != CLXP_OK) goto done;
-            swin_window_attention(qkv, B * nW, N, D, sg->heads, bk->bias, bk->shift ? sg->mask : NULL, nW, att, work);
-            if ((st = nn_linear(att, rows, D, bk->proj_w, bk->proj_b, D, h, 0, err)) != CLXP_OK) goto done;
-            swin_scatter_add(h, B, R, R, D, ws, bk->shift, x);
-            nn_layernorm(x, rows, D, bk->ln2_w, bk->ln2_b, LN_EPS, h);
-            if ((st = nn_linear(h, rows, D, bk->fc1_w, bk->fc1_b, sg->mlp, mlpb, 0, err)) != CLXP_OK) goto done;
-            nn_activation(mlpb, (size_t)rows * sg->mlp, NN_ACT_GELU);
-            if ((st = nn_linear(mlpb, rows, sg->mlp, bk->fc2_w, bk->fc2_b, D, x, 1, err)) != CLXP_OK) goto done;
-        }
+        const swin_stage *sg = &m->stages[s];
+        const int R = sg->res, D = sg->dim;
+        if ((st = swin_stage_blocks(sg, B, LN_EPS, NN_ACT_GELU, x, h, att, qkv, mlpb, work, err)) != CLXP_OK) goto done;
         if (sg->merge_w) {
             snprintf(name, sizeof name, "audio.hidden_states_before_downsampling.%d", s + 1);
             emit(hook, ctx, name, x, 3, B, (int64_t)R * R, D, 0);
-            swin_merge_gather(x, B, R, D, h);
-            nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, LN_EPS, h);
-            if ((st = nn_linear(h, rows / 4, 4 * D, sg->merge_w, NULL, 2 * D, x, 0, err)) != CLXP_OK) goto done;
+            if ((st = swin_stage_merge(sg, B, LN_EPS, x, h, err)) != CLXP_OK) goto done;
             snprintf(name, sizeof name, "audio.hidden_states.%d", s + 1);
             emit(hook, ctx, name, x, 3, B, (int64_t)(R / 2) * (R / 2), 2 * D, 0);
         } else {
@@ -944,7 +929,7 @@ clxp_status msclap_encode_features(msclap_model *m, const float *features, int B
     }
     /* 5. final LayerNorm, mean over the tokens, projection */
     {
-        const msclap_stage *last = &m->stages[c->n_stages - 1];
+        const swin_stage *last = &m->stages[c->n_stages - 1];
         const int NL = last->res * last->res, Dl = c->out_emb;
         nn_layernorm(x, B * NL, Dl, m->norm_w, m->norm_b, LN_EPS, h);
         emit(hook, ctx, "audio.norm_output", h, 3, B, NL, Dl, 0);

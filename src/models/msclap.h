@@ -36,6 +36,7 @@
 #include "io/torchzip.h"
 #include "media/msclap_features.h"
 #include "models/clap.h"
+#include "nn/swin.h"
 #include "text/tokenizer.h"
 
 #define MSCLAP_MAX_STAGES 8
@@ -52,18 +53,6 @@ typedef struct msclap_config {
     msclap_fe_config fe;
 } msclap_config;
 
-typedef struct msclap_block {
-    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *qkv_w, *qkv_b, *proj_w, *proj_b, *fc1_w, *fc1_b, *fc2_w, *fc2_b;
-    float *bias; /* relative position bias [heads, N, N] (owned) */
-    int shift;
-} msclap_block;
-
-typedef struct msclap_stage {
-    int dim, res, heads, depth, window, mlp;
-    msclap_block *blocks;
-    const float *merge_ln_w, *merge_ln_b, *merge_w;
-    float *mask; /* [nW, N, N] (owned; NULL without shifted blocks) */
-} msclap_stage;
 
 typedef struct msclap_gpt2_layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *attn_b, *aproj_b, *fc_b, *mproj_b;
@@ -89,7 +78,7 @@ typedef struct msclap_model {
     /* audio */
     float *bn_scale, *bn_shift;
     const float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
-    msclap_stage stages[MSCLAP_MAX_STAGES];
+    swin_stage stages[MSCLAP_MAX_STAGES]; /* HTS-AT's Swin stages (nn/swin.h) */
     const float *norm_w, *norm_b;
     msclap_proj aproj, tproj;
     /* text */

@@ -2,6 +2,7 @@
 
 #include <math.h>
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "nn/ops.h"
@@ -150,4 +151,92 @@ void swin_merge_gather(const float *x, int B, int R, int C, float *out) {
                     memcpy(o + (size_t)k * C, src, (size_t)C * sizeof *o);
                 }
             }
+}
+
+/* ---- stages ------------------------------------------------------------------------------------------------------ */
+
+void swin_stage_init_matrices(swin_stage *sg) {
+    const int D = sg->dim;
+    for (int i = 0; sg->blocks && i < sg->depth; i++) {
+        swin_block *bk = &sg->blocks[i];
+        bk->qkv = nn_matrix_plain(bk->qkv_w, 3 * D, D);
+        bk->o = nn_matrix_plain(bk->o_w, D, D);
+        bk->fc1 = nn_matrix_plain(bk->fc1_w, sg->mlp, D);
+        bk->fc2 = nn_matrix_plain(bk->fc2_w, D, sg->mlp);
+    }
+    if (sg->merge_w) sg->merge = nn_matrix_plain(sg->merge_w, 2 * D, 4 * D);
+}
+
+int swin_stage_matrices(swin_stage *sg, nn_matrix **out, int n, int cap) {
+#define ADD(mat)                    \
+    do {                            \
+        if (n < cap) out[n] = (mat); \
+        n++;                        \
+    } while (0)
+    for (int i = 0; sg->blocks && i < sg->depth; i++) {
+        ADD(&sg->blocks[i].qkv);
+        ADD(&sg->blocks[i].o);
+        ADD(&sg->blocks[i].fc1);
+        ADD(&sg->blocks[i].fc2);
+    }
+    if (sg->merge_w) ADD(&sg->merge);
+#undef ADD
+    return n;
+}
+
+void swin_stage_drop_fp32(swin_stage *sg) {
+    for (int i = 0; sg->blocks && i < sg->depth; i++) {
+        swin_block *bk = &sg->blocks[i];
+        for (int k = 0; k < 2; k++) {
+            free(bk->owned[k]);
+            bk->owned[k] = NULL;
+        }
+        /* the pointers may have named the freed buffers; the packed matrices replace them all */
+        bk->qkv_w = bk->o_w = bk->fc1_w = bk->fc2_w = NULL;
+    }
+}
+
+void swin_stage_free(swin_stage *sg) {
+    for (int i = 0; sg->blocks && i < sg->depth; i++) {
+        swin_block *bk = &sg->blocks[i];
+        nn_matrix_release(&bk->qkv);
+        nn_matrix_release(&bk->o);
+        nn_matrix_release(&bk->fc1);
+        nn_matrix_release(&bk->fc2);
+        for (int k = 0; k < 2; k++) free(bk->owned[k]);
+        free(bk->bias);
+    }
+    nn_matrix_release(&sg->merge);
+    free(sg->blocks);
+    free(sg->mask);
+    memset(sg, 0, sizeof *sg);
+}
+
+clxp_status swin_stage_blocks(const swin_stage *sg, int B, float ln_eps, nn_act act, float *x, float *h, float *att,
+                              float *qkv, float *mlp, float *work, clxp_error *err) {
+    const int R = sg->res, D = sg->dim, ws = sg->window, N = ws * ws, nW = (R / ws) * (R / ws), rows = B * R * R;
+    clxp_status st = CLXP_OK;
+    for (int i = 0; i < sg->depth && st == CLXP_OK; i++) {
+        const swin_block *bk = &sg->blocks[i];
+        /* x += attn(LN(x)), computed on the rows gathered in (shifted) window order */
+        nn_layernorm(x, rows, D, bk->ln1_w, bk->ln1_b, ln_eps, att);
+        swin_gather(att, B, R, R, D, ws, bk->shift, h);
+        if ((st = nn_linear_m(&bk->qkv, h, rows, bk->qkv_b, qkv, 0, err)) != CLXP_OK) break;
+        swin_window_attention(qkv, B * nW, N, D, sg->heads, bk->bias, bk->shift ? sg->mask : NULL, nW, att, work);
+        if ((st = nn_linear_m(&bk->o, att, rows, bk->o_b, h, 0, err)) != CLXP_OK) break;
+        swin_scatter_add(h, B, R, R, D, ws, bk->shift, x);
+        /* x += MLP(LN(x)) */
+        nn_layernorm(x, rows, D, bk->ln2_w, bk->ln2_b, ln_eps, h);
+        if ((st = nn_linear_m(&bk->fc1, h, rows, bk->fc1_b, mlp, 0, err)) != CLXP_OK) break;
+        nn_activation(mlp, (size_t)rows * sg->mlp, act);
+        st = nn_linear_m(&bk->fc2, mlp, rows, bk->fc2_b, x, 1, err);
+    }
+    return st;
+}
+
+clxp_status swin_stage_merge(const swin_stage *sg, int B, float merge_eps, float *x, float *h, clxp_error *err) {
+    const int R = sg->res, D = sg->dim, rows = B * R * R;
+    swin_merge_gather(x, B, R, D, h);
+    nn_layernorm(h, rows / 4, 4 * D, sg->merge_ln_w, sg->merge_ln_b, merge_eps, h);
+    return nn_linear_m(&sg->merge, h, rows / 4, NULL, x, 0, err);
 }

@@ -11,6 +11,10 @@
 
 #include <stddef.h>
 
+#include "clxp.h"
+#include "nn/gemm.h"
+#include "nn/ops.h"
+
 /* win[(b, wy, wx, iy, ix), :] = x[b, ((wy*ws + iy + shift) mod H) * W + (wx*ws + ix + shift) mod W, :]. */
 void swin_gather(const float *x, int B, int H, int W, int C, int ws, int shift, float *win);
 
@@ -45,5 +49,48 @@ size_t swin_attention_work_size(int N, int head_dim);
  * out[n_win * N, C] = probabilities . v (SwinSelfAttention.forward). */
 void swin_window_attention(const float *qkv, int n_win, int N, int C, int heads, const float *bias, const float *mask,
                            int mask_nw, float *out, float *work);
+
+/* ---- a Swin stage: its blocks and patch merging (LAION CLAP's HTSAT and MS-CLAP's HTSAT alike) ---------------- */
+
+/* One block: x += proj(window_attention(qkv(LN1(x)))) in (shifted) window order, then x += fc2(act(fc1(LN2(x)))).
+ * The fp32 weights (pointers into the model file, or buffers the loader made, listed in `owned`) back the four
+ * matrices until they are packed. */
+typedef struct swin_block {
+    const float *ln1_w, *ln1_b, *ln2_w, *ln2_b;
+    const float *qkv_w, *o_w, *fc1_w, *fc2_w;     /* [3D, D] q|k|v, [D, D], [mlp, D], [D, mlp] */
+    const float *qkv_b, *o_b, *fc1_b, *fc2_b;     /* qkv_b NULL without a q/k/v bias */
+    nn_matrix qkv, o, fc1, fc2;                   /* swin_stage_init_matrices, then possibly packed */
+    float *owned[2]; /* buffers of the loader's behind the weights (e.g. q|k|v concatenated); freed with the stage */
+    float *bias;     /* relative position bias expanded to [heads, N, N] (owned) */
+    int shift;       /* 0 or window / 2 */
+} swin_block;
+
+typedef struct swin_stage {
+    int dim, res, heads, depth, window, mlp; /* channels, map side, heads, blocks, window side, MLP width */
+    swin_block *blocks;                      /* [depth] (owned) */
+    const float *merge_ln_w, *merge_ln_b, *merge_w; /* patch merging LN [4D] and reduction [2D, 4D]; NULL after the
+                                                       last stage */
+    nn_matrix merge;
+    float *mask; /* [nW, N, N] shift mask (owned; NULL when no block shifts) */
+} swin_stage;
+
+/* Point every matrix of the stage at its fp32 weight (after loading). */
+void swin_stage_init_matrices(swin_stage *sg);
+/* Append pointers to the stage's matrices to out (room for cap; more are counted, not stored); returns n plus
+ * their number. */
+int swin_stage_matrices(swin_stage *sg, nn_matrix **out, int n, int cap);
+/* After packing: free the loader's buffers (the fp32 weights the packed matrices replaced). */
+void swin_stage_drop_fp32(swin_stage *sg);
+/* Free what the stage owns (blocks, biases, mask, loader buffers, packed matrices); the stage is then empty. */
+void swin_stage_free(swin_stage *sg);
+
+/* Run the stage's blocks on x[B, res*res, dim] in place. LayerNorms use ln_eps; the MLP activation is act.
+ * Scratch: h, att [B*res*res, dim], qkv [B*res*res, 3*dim], mlp [B*res*res, mlp], work
+ * (swin_attention_work_size floats per thread, as swin_window_attention). */
+clxp_status swin_stage_blocks(const swin_stage *sg, int B, float ln_eps, nn_act act, float *x, float *h, float *att,
+                              float *qkv, float *mlp, float *work, clxp_error *err);
+/* Patch merging after the blocks: x[B, res*res, dim] -> x[B, (res/2)^2, 2*dim] (LayerNorm with merge_eps over the
+ * 4*dim gathered channels, then the reduction); h: scratch [B*res*res, dim]. Only for a stage with merge_w. */
+clxp_status swin_stage_merge(const swin_stage *sg, int B, float merge_eps, float *x, float *h, clxp_error *err);
 
 #endif
