@@ -182,9 +182,9 @@ static void load_audio(loader *L) {
             b->ln1_b = get(L, D1(D), "%s.layernorm_before.bias", p);
             b->ln2_w = get(L, D1(D), "%s.layernorm_after.weight", p);
             b->ln2_b = get(L, D1(D), "%s.layernorm_after.bias", p);
-            load_qkv(L, ps, D, a->qkv_bias, &b->owned[0], &b->owned[1]); /* q | k | v concatenated */
-            b->qkv_w = b->owned[0];
-            b->qkv_b = b->owned[1];
+            load_qkv(L, ps, D, a->qkv_bias, &b->owned_w, &b->owned_b); /* q | k | v concatenated */
+            b->qkv_w = b->owned_w;
+            b->qkv_b = b->owned_b;
             const float *table =
                 get(L, D2((2 * ws - 1) * (2 * ws - 1), st->heads), "%s.relative_position_bias_table", ps);
             check_rel_index(L, ps, (int)ws);

@@ -187,11 +187,9 @@ int swin_stage_matrices(swin_stage *sg, nn_matrix **out, int n, int cap) {
 void swin_stage_drop_fp32(swin_stage *sg) {
     for (int i = 0; sg->blocks && i < sg->depth; i++) {
         swin_block *bk = &sg->blocks[i];
-        for (int k = 0; k < 2; k++) {
-            free(bk->owned[k]);
-            bk->owned[k] = NULL;
-        }
-        /* the pointers may have named the freed buffers; the packed matrices replace them all */
+        free(bk->owned_w);
+        bk->owned_w = NULL;
+        /* the packed matrices replace every fp32 weight (biases stay) */
         bk->qkv_w = bk->o_w = bk->fc1_w = bk->fc2_w = NULL;
     }
 }
@@ -203,7 +201,8 @@ void swin_stage_free(swin_stage *sg) {
         nn_matrix_release(&bk->o);
         nn_matrix_release(&bk->fc1);
         nn_matrix_release(&bk->fc2);
-        for (int k = 0; k < 2; k++) free(bk->owned[k]);
+        free(bk->owned_w);
+        free(bk->owned_b);
         free(bk->bias);
     }
     nn_matrix_release(&sg->merge);

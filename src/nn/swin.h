@@ -60,7 +60,8 @@ typedef struct swin_block {
     const float *qkv_w, *o_w, *fc1_w, *fc2_w;     /* [3D, D] q|k|v, [D, D], [mlp, D], [D, mlp] */
     const float *qkv_b, *o_b, *fc1_b, *fc2_b;     /* qkv_b NULL without a q/k/v bias */
     nn_matrix qkv, o, fc1, fc2;                   /* swin_stage_init_matrices, then possibly packed */
-    float *owned[2]; /* buffers of the loader's behind the weights (e.g. q|k|v concatenated); freed with the stage */
+    float *owned_w, *owned_b; /* the loader's buffers behind qkv_w / qkv_b when it made them (q|k|v concatenated
+                                 from three tensors), else NULL; owned_w is freed once packed, owned_b with the stage */
     float *bias;     /* relative position bias expanded to [heads, N, N] (owned) */
     int shift;       /* 0 or window / 2 */
 } swin_block;
@@ -79,7 +80,8 @@ void swin_stage_init_matrices(swin_stage *sg);
 /* Append pointers to the stage's matrices to out (room for cap; more are counted, not stored); returns n plus
  * their number. */
 int swin_stage_matrices(swin_stage *sg, nn_matrix **out, int n, int cap);
-/* After packing: free the loader's buffers (the fp32 weights the packed matrices replaced). */
+/* After packing: free the loader's weight buffers (owned_w: the packed matrices replaced them); the fp32 weight
+ * pointers are cleared. */
 void swin_stage_drop_fp32(swin_stage *sg);
 /* Free what the stage owns (blocks, biases, mask, loader buffers, packed matrices); the stage is then empty. */
 void swin_stage_free(swin_stage *sg);
