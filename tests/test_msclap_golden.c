@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <math.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -25,6 +26,7 @@
 #include "io/safetensors_write.h"
 #include "media/msclap_features.h"
 #include "models/msclap.h"
+#include "nn/gemm.h"
 #include "nn/ops.h"
 #include "test.h"
 #include "text/tokenizer.h"
@@ -563,7 +565,8 @@ TEST(api_bundled) {
     CHECK(bundled_dir(d, tmpdir, full, sizeof full, link1, link2, sizeof link1));
     clxp_model *m = NULL;
     clxp_error err = {0};
-    if (clxp_model_load(tmpdir, NULL, &m, &err) != CLXP_OK) printf("  %s\n", err.msg);
+    const clxp_load_options o32 = {.precision = CLXP_PRECISION_FP32};
+    if (clxp_model_load(tmpdir, &o32, &m, &err) != CLXP_OK) printf("  %s\n", err.msg);
     CHECK(m != NULL);
     st_file *g = NULL;
     cJSON *prompts = NULL;
@@ -576,6 +579,7 @@ TEST(api_bundled) {
         const clxp_model_info *i = clxp_model_get_info(m);
         CHECK_STR(i->kind, "clap");
         CHECK_STR(i->format, "msclap");
+        CHECK_STR(i->precision, "fp32");
         CHECK_EQ_INT(i->sample_rate, 44100);
         CHECK_EQ_INT(i->embed_dim, 20);
         const cJSON *pl = cJSON_GetObjectItem(prompts, "prompts");
@@ -601,6 +605,95 @@ TEST(api_bundled) {
     cJSON_Delete(prompts);
     st_close(g);
     clxp_model_free(m);
+    remove(link1);
+    remove(link2);
+    remove(full);
+    rmdir(tmpdir);
+}
+
+static double cosine(const float *a, const float *b, int n) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int i = 0; i < n; i++) ab += (double)a[i] * b[i], aa += (double)a[i] * a[i], bb += (double)b[i] * b[i];
+    return ab / sqrt(aa * bb);
+}
+
+/* bf16 (--precision bf16) within the README's bounds, as tests/test_precision.c checks CLIP and LAION CLAP:
+ * normalised embeddings cosine >= 0.999 to fp32, probabilities within 1e-2 of the reference's (zero_shot.json),
+ * the same top-1. Skipped on a CPU without native bf16. */
+#define BF16_MIN_COSINE 0.999
+#define BF16_PROB_TOL 1e-2
+TEST(api_bundled_bf16) {
+    if (!nn_cpu_has_bf16()) {
+        printf("  skipped: this CPU (%s) has no native bf16\n", nn_cpu_isa());
+        return;
+    }
+    char d[4200], tmpdir[64] = "", full[256], link1[300] = "", link2[300] = "";
+    snprintf(d, sizeof d, "%s", test_data("msclap-tiny-2023"));
+    CHECK(bundled_dir(d, tmpdir, full, sizeof full, link1, link2, sizeof link1));
+    clxp_model *m32 = NULL, *m16 = NULL;
+    clxp_error err = {0};
+    const clxp_load_options o32 = {.precision = CLXP_PRECISION_FP32}, o16 = {.precision = CLXP_PRECISION_BF16};
+    CHECK(clxp_model_load(tmpdir, &o32, &m32, &err) == CLXP_OK);
+    CHECK(clxp_model_load(tmpdir, &o16, &m16, &err) == CLXP_OK);
+    char path[4400];
+    cJSON *zs = NULL;
+    snprintf(path, sizeof path, "%s/golden/zero_shot.json", d);
+    CHECK(clxp_json_load(path, &zs, &err) == CLXP_OK);
+    if (m32 && m16 && zs) {
+        CHECK_STR(clxp_model_get_info(m16)->precision, "bf16");
+        const cJSON *pl = cJSON_GetObjectItem(zs, "prompts"), *res = cJSON_GetObjectItem(zs, "results");
+        const int P = cJSON_GetArraySize(pl), D = clxp_model_get_info(m16)->embed_dim;
+        REQUIRE(P > 1 && P <= MAX_ITEMS && D <= 64);
+        const char *texts[MAX_ITEMS];
+        for (int k = 0; k < P; k++) texts[k] = cJSON_GetArrayItem(pl, k)->valuestring;
+        float *t32 = malloc((size_t)P * D * sizeof *t32), *t16 = malloc((size_t)P * D * sizeof *t16);
+        float a32[64], a16[64];
+        REQUIRE(t32 && t16);
+        snprintf(path, sizeof path, "%s/golden/inputs/c_clicks_0p37s.wav", d);
+        const char *files[1] = {path};
+        CHECK(clxp_encode_texts(m32, texts, P, t32, &err) == CLXP_OK);
+        CHECK(clxp_encode_texts(m16, texts, P, t16, &err) == CLXP_OK);
+        CHECK(clxp_encode_audio_files(m32, files, 1, a32, &err) == CLXP_OK);
+        CHECK(clxp_encode_audio_files(m16, files, 1, a16, &err) == CLXP_OK);
+        double cos_t = 1;
+        for (int k = 0; k < P; k++) cos_t = fmin(cos_t, cosine(t16 + (size_t)k * D, t32 + (size_t)k * D, D));
+        const double cos_a = cosine(a16, a32, D);
+        /* the reference's probabilities of c_clicks: softmax(exp(logit_scale) * cosine) over the prompts */
+        const cJSON *gp = NULL, *garg = NULL;
+        for (int k = 0; k < cJSON_GetArraySize(res); k++) {
+            const cJSON *r = cJSON_GetArrayItem(res, k);
+            if (strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(r, "input")), "c_clicks_0p37s.wav") == 0) {
+                gp = cJSON_GetObjectItem(r, "probs");
+                garg = cJSON_GetObjectItem(r, "argmax");
+            }
+        }
+        REQUIRE(gp && garg && cJSON_GetArraySize(gp) == P);
+        double logit[MAX_ITEMS], mx = -INFINITY, sum = 0, worst = 0;
+        int top = 0;
+        for (int j = 0; j < P; j++) {
+            double dot = 0;
+            for (int k = 0; k < D; k++) dot += (double)a16[k] * t16[(size_t)j * D + k];
+            logit[j] = clxp_model_get_info(m16)->logit_scale * dot;
+            mx = fmax(mx, logit[j]);
+        }
+        for (int j = 0; j < P; j++) sum += (logit[j] = exp(logit[j] - mx));
+        for (int j = 0; j < P; j++) {
+            worst = fmax(worst, fabs(logit[j] / sum - cJSON_GetArrayItem(gp, j)->valuedouble));
+            if (logit[j] > logit[top]) top = j;
+        }
+        printf("  MS-CLAP bf16: text cosine to fp32 >= %.6f, audio %.6f (min %g); probabilities max_abs %.3g vs the "
+               "reference (tol %g); top-1 %d (reference %d)\n",
+               cos_t, cos_a, BF16_MIN_COSINE, worst, BF16_PROB_TOL, top, garg->valueint);
+        CHECK(cos_t >= BF16_MIN_COSINE);
+        CHECK(cos_a >= BF16_MIN_COSINE);
+        CHECK(worst <= BF16_PROB_TOL);
+        CHECK_EQ_INT(top, garg->valueint);
+        free(t32);
+        free(t16);
+    }
+    cJSON_Delete(zs);
+    clxp_model_free(m32);
+    clxp_model_free(m16);
     remove(link1);
     remove(link2);
     remove(full);
@@ -885,6 +978,7 @@ int main(int argc, char **argv) {
     RUN(mel_filters_formula);
     RUN(bundled_safetensors);
     RUN(api_bundled);
+    RUN(api_bundled_bf16);
     RUN(shared_pth);
     RUN(shared_safetensors);
     RUN(convert_bundled);

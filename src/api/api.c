@@ -269,6 +269,7 @@ static clxp_status pack_model(clxp_model *m, const clxp_load_options *opt, clxp_
     omp_set_num_threads(m->n_threads);
     if (m->clip) st = clip_model_pack(m->clip, prec, err);
     if (st == CLXP_OK && m->clap) st = clap_model_pack(m->clap, prec, err);
+    if (st == CLXP_OK && m->msclap) st = msclap_model_pack(m->msclap, prec, err);
     m->info.precision = prec == NN_BF16 ? "bf16" : "fp32";
     return st;
 }
@@ -425,7 +426,6 @@ clxp_status clxp_model_load(const char *dir, const clxp_load_options *opt, clxp_
         m->info.weights_file = m->weights_file;
     }
     if (st == CLXP_OK) st = pack_model(m, opt, err);
-    if (st == CLXP_OK && m->msclap) m->info.precision = "fp32"; /* MS-CLAP runs in float32 */
     if (st != CLXP_OK) {
         clxp_model_free(m);
         return st;

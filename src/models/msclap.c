@@ -615,6 +615,65 @@ static void summarize(msclap_model *m) {
     m->dtype = d ? d : "none";
 }
 
+/* Every linear layer's matrix, or their number (out NULL / cap 0). */
+static int model_matrices(msclap_model *m, nn_matrix **out, int cap) {
+    int n = 0;
+    if (cap > 0) out[0] = &m->patch;
+    n++;
+    for (int s = 0; s < m->cfg.n_stages && s < MSCLAP_MAX_STAGES; s++) n = swin_stage_matrices(&m->stages[s], out, n, cap);
+    for (int i = 0; m->tl && i < m->cfg.n_layer; i++) {
+        nn_matrix *l4[4] = {&m->tl[i].attn, &m->tl[i].aproj, &m->tl[i].fc, &m->tl[i].mproj};
+        for (int k = 0; k < 4; k++, n++)
+            if (n < cap) out[n] = l4[k];
+    }
+    return n;
+}
+
+/* After loading: every matrix refers to its fp32 weight. */
+static void init_matrices(msclap_model *m) {
+    const msclap_config *c = &m->cfg;
+    m->patch = nn_matrix_plain(m->patch_w, c->embed_dim, c->patch * c->patch);
+    for (int i = 0; i < c->n_layer; i++) {
+        msclap_gpt2_layer *l = &m->tl[i];
+        l->attn = nn_matrix_plain(l->attn_w, 3 * c->n_embd, c->n_embd);
+        l->aproj = nn_matrix_plain(l->aproj_w, c->n_embd, c->n_embd);
+        l->fc = nn_matrix_plain(l->fc_w, c->n_inner, c->n_embd);
+        l->mproj = nn_matrix_plain(l->mproj_w, c->n_embd, c->n_inner);
+    }
+}
+
+/* Free one of the model's owned buffers (and forget it). */
+static void drop_owned(msclap_model *m, float **p) {
+    for (int i = 0; *p && i < m->n_owned; i++)
+        if (m->owned[i] == *p) {
+            free(m->owned[i]);
+            m->owned[i] = NULL;
+        }
+    *p = NULL;
+}
+
+clxp_status msclap_model_pack(msclap_model *m, nn_precision prec, clxp_error *err) {
+    if (m->packed) return clxp_err_set(err, CLXP_ERR_INTERNAL, "msclap_model_pack: already packed");
+    const int n = model_matrices(m, NULL, 0);
+    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
+    if (!mats) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    model_matrices(m, mats, n);
+    clxp_status st = nn_engine_create(&m->eng, err);
+    for (int i = 0; i < n && st == CLXP_OK; i++) st = nn_matrix_pack(mats[i], m->eng, prec, err);
+    free(mats);
+    if (st != CLXP_OK) return st;
+    for (int s = 0; s < m->cfg.n_stages; s++) swin_stage_drop_fp32(&m->stages[s]);
+    for (int i = 0; i < m->cfg.n_layer; i++) { /* the transposed GPT-2 copies */
+        msclap_gpt2_layer *l = &m->tl[i];
+        drop_owned(m, &l->attn_w);
+        drop_owned(m, &l->aproj_w);
+        drop_owned(m, &l->fc_w);
+        drop_owned(m, &l->mproj_w);
+    }
+    m->packed = 1;
+    return CLXP_OK;
+}
+
 clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_model **out, clxp_error *err) {
     *out = NULL;
     msclap_model *m = calloc(1, sizeof *m);
@@ -674,6 +733,7 @@ clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_mod
         msclap_model_free(m);
         return st;
     }
+    init_matrices(m);
     summarize(m);
     *out = m;
     return CLXP_OK;
@@ -681,6 +741,22 @@ clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_mod
 
 void msclap_model_free(msclap_model *m) {
     if (!m) return;
+    const int n = model_matrices(m, NULL, 0);
+    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
+    if (mats) {
+        model_matrices(m, mats, n);
+        for (int i = 0; i < n; i++) nn_matrix_release(mats[i]);
+        free(mats);
+    } else { /* still release what we can reach without the list */
+        nn_matrix_release(&m->patch);
+        for (int i = 0; m->tl && i < m->cfg.n_layer; i++) {
+            nn_matrix_release(&m->tl[i].attn);
+            nn_matrix_release(&m->tl[i].aproj);
+            nn_matrix_release(&m->tl[i].fc);
+            nn_matrix_release(&m->tl[i].mproj);
+        }
+    }
+    nn_engine_free(m->eng);
     for (int s = 0; s < MSCLAP_MAX_STAGES; s++) {
         swin_stage *sg = &m->stages[s];
         swin_stage_free(sg);
@@ -906,7 +982,7 @@ clxp_status msclap_encode_features(msclap_model *m, const float *features, int B
                     const float *s0 = bufa + (size_t)b * S * S + (size_t)gy * P * S + (size_t)gx * P;
                     for (int ky = 0; ky < P; ky++) memcpy(d + (size_t)ky * P, s0 + (size_t)ky * S, (size_t)P * sizeof *d);
                 }
-        if ((st = nn_linear(colb, B * N0, P * P, m->patch_w, m->patch_b, E, x, 0, err)) != CLXP_OK) goto done;
+        if ((st = nn_linear_m(&m->patch, colb, B * N0, m->patch_b, x, 0, err)) != CLXP_OK) goto done;
         nn_layernorm(x, B * N0, E, m->patch_ln_w, m->patch_ln_b, LN_EPS, x);
     }
     emit(hook, ctx, "audio.hidden_states.0", x, 3, B, N0, E, 0);
@@ -1020,13 +1096,13 @@ clxp_status msclap_encode_tokens(msclap_model *m, const int32_t *ids, const int3
     for (int i = 0; i < c->n_layer; i++) {
         const msclap_gpt2_layer *l = &m->tl[i];
         nn_layernorm(x, (int)rows, D, l->ln1_w, l->ln1_b, LN_EPS, h);
-        if ((st = nn_linear(h, (int)rows, D, l->attn_w, l->attn_b, 3 * D, qkv, 0, err)) != CLXP_OK) goto done;
+        if ((st = nn_linear_m(&l->attn, h, (int)rows, l->attn_b, qkv, 0, err)) != CLXP_OK) goto done;
         nn_attention(qkv, B, Tc, D, H, 1, km, att, work);
-        if ((st = nn_linear(att, (int)rows, D, l->aproj_w, l->aproj_b, D, x, 1, err)) != CLXP_OK) goto done;
+        if ((st = nn_linear_m(&l->aproj, att, (int)rows, l->aproj_b, x, 1, err)) != CLXP_OK) goto done;
         nn_layernorm(x, (int)rows, D, l->ln2_w, l->ln2_b, LN_EPS, h);
-        if ((st = nn_linear(h, (int)rows, D, l->fc_w, l->fc_b, I, mlp, 0, err)) != CLXP_OK) goto done;
+        if ((st = nn_linear_m(&l->fc, h, (int)rows, l->fc_b, mlp, 0, err)) != CLXP_OK) goto done;
         gelu_new(mlp, rows * I);
-        if ((st = nn_linear(mlp, (int)rows, I, l->mproj_w, l->mproj_b, D, x, 1, err)) != CLXP_OK) goto done;
+        if ((st = nn_linear_m(&l->mproj, mlp, (int)rows, l->mproj_b, x, 1, err)) != CLXP_OK) goto done;
         snprintf(name, sizeof name, "text.block_output.%d", i);
         emit(hook, ctx, name, x, 3, B, Tc, D, 0);
     }

@@ -56,7 +56,9 @@ typedef struct msclap_config {
 
 typedef struct msclap_gpt2_layer {
     const float *ln1_w, *ln1_b, *ln2_w, *ln2_b, *attn_b, *aproj_b, *fc_b, *mproj_b;
-    float *attn_w, *aproj_w, *fc_w, *mproj_w; /* transposed to [out, in] (owned) */
+    float *attn_w, *aproj_w, *fc_w, *mproj_w; /* transposed to [out, in] (in the model's owned list; freed and
+                                                 NULL once packed) */
+    nn_matrix attn, aproj, fc, mproj;          /* the four matrices above as the GEMMs use them */
 } msclap_gpt2_layer;
 
 typedef struct msclap_proj {
@@ -78,6 +80,7 @@ typedef struct msclap_model {
     /* audio */
     float *bn_scale, *bn_shift;
     const float *patch_w, *patch_b, *patch_ln_w, *patch_ln_b;
+    nn_matrix patch; /* patch_w as [embed_dim, patch * patch] */
     swin_stage stages[MSCLAP_MAX_STAGES]; /* HTS-AT's Swin stages (nn/swin.h) */
     const float *norm_w, *norm_b;
     msclap_proj aproj, tproj;
@@ -85,6 +88,8 @@ typedef struct msclap_model {
     const float *wte, *wpe, *lnf_w, *lnf_b;
     msclap_gpt2_layer *tl;
     float logit_scale; /* raw */
+    nn_engine *eng;    /* msclap_model_pack's */
+    int packed;
 } msclap_model;
 
 /* path: an MS-CLAP checkpoint file (torch zip .pth/.pt or .safetensors; the format is told by the content).
@@ -92,6 +97,10 @@ typedef struct msclap_model {
  * A file that is readable but holds no MS-CLAP state dict gives CLXP_ERR_UNSUPPORTED. */
 clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_model **out, clxp_error *err);
 void msclap_model_free(msclap_model *m);
+/* Pack every linear layer of both towers (the Swin blocks and patch merging, the patch embedding, GPT-2's four
+ * per layer) in the given precision, as clap_model_pack does (once; the fp32 copies clxp made are freed). The
+ * projections, LayerNorms, attention and activations stay fp32. */
+clxp_status msclap_model_pack(msclap_model *m, nn_precision prec, clxp_error *err);
 
 /* GPT-2's tokenizer for m: the file tokenizer, or (NULL) tokenizer.json next to the checkpoint, with '!' registered
  * as the pad special token (id 0), as msclap's CLAPWrapper does; refused unless '!' is id 0 and the vocabulary fits
