@@ -1,6 +1,7 @@
 #!/bin/sh
 # `make check-memory`: the clxp command under valgrind memcheck over a representative set of runs — still images,
-# a video with a categories file and every output format, audio with a CLAP model, regions (--boxes), a label bank
+# a video with a categories file and every output format, audio with a CLAP model (and MS-CLAP 2023 when the shared
+# golden checkpoint is there), regions (--boxes), a label bank
 # saved then loaded, `info`, and failing inputs (a corrupt image among good ones, a video whose every packet is
 # corrupt, a broken model) — with the tiny test models and media of a second or two made by the ffmpeg tool.
 #
@@ -104,6 +105,14 @@ check info_clip 0 "$CLXP" info --json "$CLIP"
 check fail_corrupt_image_among_good 1 "$CLXP" classify -t 1 -m "$CLIP" -l "$T/labels.txt" -o "$T/f.jsonl" "$IMG0" \
     "$T/corrupt.png" "$IMG1"
 check fail_video_every_packet_corrupt 1 "$CLXP" classify -t 1 -m "$CLIP" -l "$T/labels.txt" "$T/corrupt.mkv"
+# MS-CLAP 2023 (its own loader, torch zip reader, GPT-2 tower): the shared golden checkpoint when it is there
+MSCLAP=${CLXP_SHARED:-../shared/golden}/msclap-tiny-2023
+if [ -f "$MSCLAP/CLAP_weights_2023_tiny.pth" ]; then
+    check msclap_pth_audio 0 "$CLXP" classify -t 1 -m "$MSCLAP" -l tests/data/seed/labels_clap_music.txt \
+        -o "$T/ms.jsonl" "$T/tone.wav"
+else
+    echo "skip msclap_pth_audio: $MSCLAP/CLAP_weights_2023_tiny.pth is not there"
+fi
 check fail_broken_tokenizer 1 "$CLXP" classify -t 1 -m "$T/badmodel" -l "$T/labels.txt" "$IMG0"
 
 echo "$passed passed, $failed failed"
