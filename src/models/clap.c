@@ -284,7 +284,8 @@ static int ignorable(const char *name) {
 }
 
 /* The matrices of every layer, in a fixed order (for plain initialisation, packing and release). */
-static int model_matrices(clap_model *m, nn_matrix **out, int cap) {
+static int model_matrices(void *model, nn_matrix **out, int cap) {
+    clap_model *m = model;
     int n = 0;
 #define ADD(mat) \
     do { \
@@ -321,13 +322,7 @@ static void init_matrices(clap_model *m) {
 
 clxp_status clap_model_pack(clap_model *m, nn_precision prec, clxp_error *err) {
     if (m->packed) return clxp_err_set(err, CLXP_ERR_INTERNAL, "clap_model_pack: already packed");
-    const int n = model_matrices(m, NULL, 0);
-    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
-    if (!mats) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    model_matrices(m, mats, n);
-    clxp_status st = nn_engine_create(&m->eng, err);
-    for (int i = 0; i < n && st == CLXP_OK; i++) st = nn_matrix_pack(mats[i], m->eng, prec, err);
-    free(mats);
+    clxp_status st = nn_matrices_pack(model_matrices, m, &m->eng, prec, err);
     if (st != CLXP_OK) return st;
     /* the concatenated q|k|v copies are no longer needed */
     for (int s = 0; s < m->cfg.audio.n_stages; s++) swin_stage_drop_fp32(&m->stages[s]);
@@ -378,13 +373,7 @@ clxp_status clap_model_load_weights(const char *dir, weights *w, clap_model **ou
 
 void clap_model_free(clap_model *m) {
     if (!m) return;
-    const int n = model_matrices(m, NULL, 0);
-    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
-    if (mats) {
-        model_matrices(m, mats, n);
-        for (int i = 0; i < n; i++) nn_matrix_release(mats[i]);
-        free(mats);
-    }
+    nn_matrices_release(model_matrices, m);
     nn_engine_free(m->eng);
     free_bn(&m->in_bn);
     free_bn(&m->aff_local.bn1);

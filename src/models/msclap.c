@@ -616,7 +616,8 @@ static void summarize(msclap_model *m) {
 }
 
 /* Every linear layer's matrix, or their number (out NULL / cap 0). */
-static int model_matrices(msclap_model *m, nn_matrix **out, int cap) {
+static int model_matrices(void *model, nn_matrix **out, int cap) {
+    msclap_model *m = model;
     int n = 0;
     if (cap > 0) out[0] = &m->patch;
     n++;
@@ -654,13 +655,7 @@ static void drop_owned(msclap_model *m, float **p) {
 
 clxp_status msclap_model_pack(msclap_model *m, nn_precision prec, clxp_error *err) {
     if (m->packed) return clxp_err_set(err, CLXP_ERR_INTERNAL, "msclap_model_pack: already packed");
-    const int n = model_matrices(m, NULL, 0);
-    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
-    if (!mats) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    model_matrices(m, mats, n);
-    clxp_status st = nn_engine_create(&m->eng, err);
-    for (int i = 0; i < n && st == CLXP_OK; i++) st = nn_matrix_pack(mats[i], m->eng, prec, err);
-    free(mats);
+    clxp_status st = nn_matrices_pack(model_matrices, m, &m->eng, prec, err);
     if (st != CLXP_OK) return st;
     for (int s = 0; s < m->cfg.n_stages; s++) swin_stage_drop_fp32(&m->stages[s]);
     for (int i = 0; i < m->cfg.n_layer; i++) { /* the transposed GPT-2 copies */
@@ -741,21 +736,7 @@ clxp_status msclap_model_load(const char *path, const char *yaml_dir, msclap_mod
 
 void msclap_model_free(msclap_model *m) {
     if (!m) return;
-    const int n = model_matrices(m, NULL, 0);
-    nn_matrix **mats = malloc((size_t)n * sizeof *mats);
-    if (mats) {
-        model_matrices(m, mats, n);
-        for (int i = 0; i < n; i++) nn_matrix_release(mats[i]);
-        free(mats);
-    } else { /* still release what we can reach without the list */
-        nn_matrix_release(&m->patch);
-        for (int i = 0; m->tl && i < m->cfg.n_layer; i++) {
-            nn_matrix_release(&m->tl[i].attn);
-            nn_matrix_release(&m->tl[i].aproj);
-            nn_matrix_release(&m->tl[i].fc);
-            nn_matrix_release(&m->tl[i].mproj);
-        }
-    }
+    nn_matrices_release(model_matrices, m);
     nn_engine_free(m->eng);
     for (int s = 0; s < MSCLAP_MAX_STAGES; s++) {
         swin_stage *sg = &m->stages[s];

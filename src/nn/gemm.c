@@ -185,6 +185,31 @@ fail:
     return CLXP_OK;
 }
 
+/* The matrices of list(model) in a new array (*n of them); NULL if out of memory. */
+static nn_matrix **matrices_of(nn_matrix_list list, void *model, int *n) {
+    *n = list(model, NULL, 0);
+    nn_matrix **mats = malloc((size_t)(*n > 0 ? *n : 1) * sizeof *mats);
+    if (mats) list(model, mats, *n);
+    return mats;
+}
+
+clxp_status nn_matrices_pack(nn_matrix_list list, void *model, nn_engine **eng, nn_precision prec, clxp_error *err) {
+    int n = 0;
+    nn_matrix **mats = matrices_of(list, model, &n);
+    if (!mats) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st = *eng ? CLXP_OK : nn_engine_create(eng, err);
+    for (int i = 0; i < n && st == CLXP_OK; i++) st = nn_matrix_pack(mats[i], *eng, prec, err);
+    free(mats);
+    return st;
+}
+
+void nn_matrices_release(nn_matrix_list list, void *model) {
+    int n = 0;
+    nn_matrix **mats = matrices_of(list, model, &n);
+    for (int i = 0; mats && i < n; i++) nn_matrix_release(mats[i]);
+    free(mats);
+}
+
 void nn_matrix_release(nn_matrix *m) {
     if (!m) return;
     if (m->packed) {

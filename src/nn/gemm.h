@@ -47,6 +47,13 @@ static inline nn_matrix nn_matrix_plain(const float *w, int N, int K) { return (
 /* Pack m's fp32 weight in the given precision (m->f32 is then set to NULL: the caller may drop the fp32 copy). */
 clxp_status nn_matrix_pack(nn_matrix *m, const nn_engine *e, nn_precision prec, clxp_error *err);
 void nn_matrix_release(nn_matrix *m);
+/* A model's list of matrices: stores pointers to them in out (room for cap; more are counted, not stored) and
+ * returns how many there are. */
+typedef int (*nn_matrix_list)(void *model, nn_matrix **out, int cap);
+/* Create *eng (when NULL) and pack every matrix of list(model) in prec. */
+clxp_status nn_matrices_pack(nn_matrix_list list, void *model, nn_engine **eng, nn_precision prec, clxp_error *err);
+/* Release every matrix of list(model) (when the list cannot be allocated, nothing is released). */
+void nn_matrices_release(nn_matrix_list list, void *model);
 /* Bytes held by the packed form (0 if plain). */
 size_t nn_matrix_packed_bytes(const nn_matrix *m);
 
