@@ -107,48 +107,12 @@ static void warn_corrupt(audio_reader *r, const char *what, double t) {
 
 static clxp_status pick_stream(audio_reader *r, clxp_error *err) {
     int idx = -1;
-    if (r->opt.stream && *r->opt.stream) {
-        for (unsigned i = 0; i < r->fmt->nb_streams; i++) {
-            int m = avformat_match_stream_specifier(r->fmt, r->fmt->streams[i], r->opt.stream);
-            if (m < 0)
-                return clxp_err_set(err, CLXP_ERR_INVALID, "%s: invalid stream specifier \"%s\"", r->url,
-                                    r->opt.stream);
-            if (m > 0) {
-                idx = (int)i;
-                break;
-            }
-        }
-        if (idx < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no stream matches \"%s\"", r->url, r->opt.stream);
-        if (r->fmt->streams[idx]->codecpar->codec_type != AVMEDIA_TYPE_AUDIO)
-            return clxp_err_set(err, CLXP_ERR_INVALID, "%s: stream %d (\"%s\") is not an audio stream", r->url, idx,
-                                r->opt.stream);
-    } else {
-        idx = av_find_best_stream(r->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0);
-        if (idx < 0) {
-            int has_video = av_find_best_stream(r->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0) >= 0;
-            return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no audio stream%s", r->url,
-                                has_video ? " (the file has pictures only: a CLAP model classifies sound; use a CLIP "
-                                            "model for pictures)"
-                                          : "");
-        }
-    }
+    clxp_status st = media_pick_stream(r->fmt, r->url, r->opt.stream, AVMEDIA_TYPE_AUDIO, &idx, err);
+    if (st == CLXP_OK) st = media_alloc_decoder(r->fmt, idx, r->url, &r->dec, err);
+    if (st == CLXP_OK) st = media_open_decoder(r->dec, r->url, "audio decoder", err);
+    if (st != CLXP_OK) return st;
     r->st = r->fmt->streams[idx];
-    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
-    if (!codec)
-        return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no decoder for codec \"%s\" in this FFmpeg build", r->url,
-                            avcodec_get_name(r->st->codecpar->codec_id));
-    r->dec = avcodec_alloc_context3(codec);
-    if (!r->dec) return no_memory(r, err);
-    int e = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (e >= 0) {
-        r->dec->pkt_timebase = r->st->time_base;
-        e = avcodec_open2(r->dec, codec, NULL);
-    }
-    if (e < 0) return av_fail(err, CLXP_ERR_FORMAT, e, "cannot open the audio decoder", r->url);
-    if (r->opt.demux) demux_want(r->opt.demux, idx);
-    else
-        for (unsigned i = 0; i < r->fmt->nb_streams; i++)
-            if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
+    media_keep_stream(r->fmt, r->opt.demux, idx);
     return CLXP_OK;
 }
 
@@ -181,22 +145,7 @@ clxp_status audio_open(const char *url, const audio_options *o, audio_reader **o
         r->fmt = demux_context(r->opt.demux);
         goto opened;
     }
-    r->fmt = avformat_alloc_context();
-    if (!r->fmt) {
-        st = no_memory(r, err);
-        goto fail;
-    }
-    if (r->opt.interrupt) r->fmt->interrupt_callback = (AVIOInterruptCB){r->opt.interrupt, r->opt.interrupt_user};
-    e = avformat_open_input(&r->fmt, url, NULL, NULL); /* frees the context on failure */
-    if (e < 0) {
-        st = av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
-        goto fail;
-    }
-    e = avformat_find_stream_info(r->fmt, NULL);
-    if (e < 0) {
-        st = av_fail(err, CLXP_ERR_FORMAT, e, "cannot read stream information", url);
-        goto fail;
-    }
+    if ((st = media_open_input(url, r->opt.interrupt, r->opt.interrupt_user, &r->fmt, err)) != CLXP_OK) goto fail;
 opened:
     if ((st = pick_stream(r, err)) != CLXP_OK) goto fail;
     r->start_offset = r->st->start_time != AV_NOPTS_VALUE ? r->st->start_time * av_q2d(r->st->time_base) : 0;

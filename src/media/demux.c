@@ -26,28 +26,102 @@ struct demuxer {
     int end;     /* sticky end of input (AVERROR_EOF / AVERROR_EXIT), 0 before */
 };
 
+static clxp_status av_fail(clxp_error *err, clxp_status code, int averr, const char *what, const char *url) {
+    char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
+    av_strerror(averr, buf, sizeof buf);
+    return clxp_err_set(err, code, "%s: %s (%s)", url, what, buf);
+}
+
+clxp_status media_open_input(const char *url, int (*interrupt)(void *user), void *interrupt_user,
+                             AVFormatContext **fmt, clxp_error *err) {
+    *fmt = avformat_alloc_context();
+    if (!*fmt) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", url);
+    if (interrupt) (*fmt)->interrupt_callback = (AVIOInterruptCB){interrupt, interrupt_user};
+    int e = avformat_open_input(fmt, url, NULL, NULL); /* frees the context on failure */
+    if (e < 0) return av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
+    e = avformat_find_stream_info(*fmt, NULL);
+    if (e < 0) {
+        avformat_close_input(fmt);
+        return av_fail(err, CLXP_ERR_FORMAT, e, "cannot read stream information", url);
+    }
+    return CLXP_OK;
+}
+
+clxp_status media_pick_stream(AVFormatContext *fmt, const char *url, const char *spec, int type, int *index,
+                              clxp_error *err) {
+    const int video = type == AVMEDIA_TYPE_VIDEO;
+    int idx = -1;
+    *index = -1;
+    if (spec && *spec) {
+        for (unsigned i = 0; i < fmt->nb_streams; i++) {
+            int m = avformat_match_stream_specifier(fmt, fmt->streams[i], spec);
+            if (m < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: invalid stream specifier \"%s\"", url, spec);
+            if (m > 0) {
+                idx = (int)i;
+                break;
+            }
+        }
+        if (idx < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no stream matches \"%s\"", url, spec);
+        if ((int)fmt->streams[idx]->codecpar->codec_type != type)
+            return clxp_err_set(err, CLXP_ERR_INVALID, "%s: stream %d (\"%s\") is not %s stream", url, idx, spec,
+                                video ? "a video" : "an audio");
+    } else {
+        idx = av_find_best_stream(fmt, (enum AVMediaType)type, -1, -1, NULL, 0);
+        if (idx < 0) {
+            int other = av_find_best_stream(fmt, video ? AVMEDIA_TYPE_AUDIO : AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0) >= 0;
+            if (!other) return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no %s stream", url, video ? "video" : "audio");
+            return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no %s stream (the file has %s only: a %s model classifies "
+                                "%s; use a %s model for %s)", url, video ? "video" : "audio",
+                                video ? "audio" : "pictures", video ? "CLIP" : "CLAP", video ? "pictures" : "sound",
+                                video ? "CLAP" : "CLIP", video ? "sound" : "pictures");
+        }
+    }
+    *index = idx;
+    return CLXP_OK;
+}
+
+clxp_status media_alloc_decoder(AVFormatContext *fmt, int index, const char *url, AVCodecContext **dec,
+                                clxp_error *err) {
+    const AVStream *st = fmt->streams[index];
+    const AVCodec *codec = avcodec_find_decoder(st->codecpar->codec_id);
+    *dec = NULL;
+    if (!codec)
+        return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no decoder for codec \"%s\" in this FFmpeg build", url,
+                            avcodec_get_name(st->codecpar->codec_id));
+    *dec = avcodec_alloc_context3(codec);
+    if (!*dec) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", url);
+    int e = avcodec_parameters_to_context(*dec, st->codecpar);
+    if (e < 0) return av_fail(err, CLXP_ERR_FORMAT, e, "cannot set up the decoder", url);
+    (*dec)->pkt_timebase = st->time_base;
+    return CLXP_OK;
+}
+
+clxp_status media_open_decoder(AVCodecContext *dec, const char *url, const char *what, clxp_error *err) {
+    int e = avcodec_open2(dec, dec->codec, NULL);
+    if (e < 0) {
+        char w[64];
+        snprintf(w, sizeof w, "cannot open the %s", what);
+        return av_fail(err, CLXP_ERR_FORMAT, e, w, url);
+    }
+    return CLXP_OK;
+}
+
+void media_keep_stream(AVFormatContext *fmt, demuxer *d, int index) {
+    if (d) demux_want(d, index);
+    else
+        for (unsigned i = 0; i < fmt->nb_streams; i++)
+            if ((int)i != index) fmt->streams[i]->discard = AVDISCARD_ALL;
+}
+
 clxp_status demux_open(const char *url, int (*interrupt)(void *user), void *interrupt_user, demuxer **out,
                        clxp_error *err) {
     *out = NULL;
     demuxer *d = calloc(1, sizeof *d);
-    if (!d || !(d->fmt = avformat_alloc_context())) {
+    if (!d) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
+    clxp_status st = media_open_input(url, interrupt, interrupt_user, &d->fmt, err);
+    if (st != CLXP_OK) {
         free(d);
-        return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-    }
-    if (interrupt) d->fmt->interrupt_callback = (AVIOInterruptCB){interrupt, interrupt_user};
-    char buf[AV_ERROR_MAX_STRING_SIZE] = {0};
-    int e = avformat_open_input(&d->fmt, url, NULL, NULL); /* frees the context on failure */
-    if (e < 0) {
-        av_strerror(e, buf, sizeof buf);
-        free(d);
-        return clxp_err_set(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, "%s: cannot open (%s)", url,
-                            buf);
-    }
-    e = avformat_find_stream_info(d->fmt, NULL);
-    if (e < 0) {
-        av_strerror(e, buf, sizeof buf);
-        demux_close(d);
-        return clxp_err_set(err, CLXP_ERR_FORMAT, "%s: cannot read stream information (%s)", url, buf);
+        return st;
     }
     *out = d;
     return CLXP_OK;

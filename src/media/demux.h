@@ -16,7 +16,30 @@
 
 struct AVFormatContext;
 struct AVPacket;
+struct AVCodecContext;
 typedef struct demuxer demuxer;
+
+/* ---- helpers of the readers (media/video.c, media/audio.c), with or without a shared demuxer --------------- */
+
+/* avformat_open_input + avformat_find_stream_info of url into *fmt (close with avformat_close_input).
+ * CLXP_ERR_IO "<url>: cannot open (No such file or directory)" for a missing file, CLXP_ERR_FORMAT otherwise. */
+clxp_status media_open_input(const char *url, int (*interrupt)(void *user), void *interrupt_user,
+                             struct AVFormatContext **fmt, clxp_error *err);
+/* The stream a reader of `type` (AVMEDIA_TYPE_VIDEO or AVMEDIA_TYPE_AUDIO) decodes: the one matching the FFmpeg
+ * stream specifier spec (NULL or "": the best stream of that type). Errors name url: CLXP_ERR_INVALID for a bad
+ * specifier, no match or a stream of another type; CLXP_ERR_UNSUPPORTED when the file has no stream of that type
+ * (saying which model fits the stream it has). */
+clxp_status media_pick_stream(struct AVFormatContext *fmt, const char *url, const char *spec, int type, int *index,
+                              clxp_error *err);
+/* A decoder context for stream `index`, parameters copied and pkt_timebase set, not opened yet (the caller sets
+ * its options, then media_open_decoder). */
+clxp_status media_alloc_decoder(struct AVFormatContext *fmt, int index, const char *url,
+                                struct AVCodecContext **dec, clxp_error *err);
+/* avcodec_open2 of dec; what names it in the error ("video decoder"). */
+clxp_status media_open_decoder(struct AVCodecContext *dec, const char *url, const char *what, clxp_error *err);
+/* Only stream `index` is read from now on: with a shared demuxer d it is wanted there, else every other stream
+ * of fmt is discarded. */
+void media_keep_stream(struct AVFormatContext *fmt, demuxer *d, int index);
 
 /* Open url (avformat_open_input + avformat_find_stream_info). interrupt may be NULL (see video_options). */
 clxp_status demux_open(const char *url, int (*interrupt)(void *user), void *interrupt_user, demuxer **out,

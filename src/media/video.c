@@ -189,49 +189,15 @@ static clxp_status build_graph(video_reader *r, const AVFrame *f, clxp_error *er
 
 static clxp_status pick_stream(video_reader *r, clxp_error *err) {
     int idx = -1;
-    if (r->opt.stream && *r->opt.stream) {
-        for (unsigned i = 0; i < r->fmt->nb_streams; i++) {
-            int m = avformat_match_stream_specifier(r->fmt, r->fmt->streams[i], r->opt.stream);
-            if (m < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: invalid stream specifier \"%s\"", r->url, r->opt.stream);
-            if (m > 0) {
-                idx = (int)i;
-                break;
-            }
-        }
-        if (idx < 0) return clxp_err_set(err, CLXP_ERR_INVALID, "%s: no stream matches \"%s\"", r->url, r->opt.stream);
-        if (r->fmt->streams[idx]->codecpar->codec_type != AVMEDIA_TYPE_VIDEO)
-            return clxp_err_set(err, CLXP_ERR_INVALID, "%s: stream %d (\"%s\") is not a video stream", r->url, idx,
-                                r->opt.stream);
-    } else {
-        idx = av_find_best_stream(r->fmt, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0);
-        if (idx < 0) {
-            int has_audio = av_find_best_stream(r->fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL, 0) >= 0;
-            return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no video stream%s", r->url,
-                                has_audio ? " (the file has audio only: a CLIP model classifies pictures; use a CLAP "
-                                            "model for sound)"
-                                          : "");
-        }
-    }
+    clxp_status st = media_pick_stream(r->fmt, r->url, r->opt.stream, AVMEDIA_TYPE_VIDEO, &idx, err);
+    if (st == CLXP_OK) st = media_alloc_decoder(r->fmt, idx, r->url, &r->dec, err);
+    if (st != CLXP_OK) return st;
     r->st = r->fmt->streams[idx];
-    const AVCodec *codec = avcodec_find_decoder(r->st->codecpar->codec_id);
-    if (!codec)
-        return clxp_err_set(err, CLXP_ERR_UNSUPPORTED, "%s: no decoder for codec \"%s\" in this FFmpeg build", r->url,
-                            avcodec_get_name(r->st->codecpar->codec_id));
-    r->dec = avcodec_alloc_context3(codec);
-    if (!r->dec) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", r->url);
-    int e = avcodec_parameters_to_context(r->dec, r->st->codecpar);
-    if (e >= 0) {
-        r->dec->pkt_timebase = r->st->time_base;
-        r->dec->thread_count = 0; /* FFmpeg picks the number of threads */
-        if (r->opt.keyframes_only) r->dec->skip_frame = AVDISCARD_NONKEY;
-        else if (r->opt.skip_nonref) r->dec->skip_frame = AVDISCARD_NONREF;
-        e = avcodec_open2(r->dec, codec, NULL);
-    }
-    if (e < 0) return av_fail(err, CLXP_ERR_FORMAT, e, "cannot open the video decoder", r->url);
-    if (r->opt.demux) demux_want(r->opt.demux, idx);
-    else
-        for (unsigned i = 0; i < r->fmt->nb_streams; i++)
-            if ((int)i != idx) r->fmt->streams[i]->discard = AVDISCARD_ALL;
+    r->dec->thread_count = 0; /* FFmpeg picks the number of threads */
+    if (r->opt.keyframes_only) r->dec->skip_frame = AVDISCARD_NONKEY;
+    else if (r->opt.skip_nonref) r->dec->skip_frame = AVDISCARD_NONREF;
+    if ((st = media_open_decoder(r->dec, r->url, "video decoder", err)) != CLXP_OK) return st;
+    media_keep_stream(r->fmt, r->opt.demux, idx);
     return CLXP_OK;
 }
 
@@ -250,22 +216,7 @@ clxp_status video_open(const char *url, const video_options *o, video_reader **o
         r->fmt = demux_context(r->opt.demux);
         goto opened;
     }
-    r->fmt = avformat_alloc_context();
-    if (!r->fmt) {
-        st = clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    if (r->opt.interrupt) r->fmt->interrupt_callback = (AVIOInterruptCB){r->opt.interrupt, r->opt.interrupt_user};
-    e = avformat_open_input(&r->fmt, url, NULL, NULL);
-    if (e < 0) {
-        st = av_fail(err, e == AVERROR(ENOENT) ? CLXP_ERR_IO : CLXP_ERR_FORMAT, e, "cannot open", url);
-        goto fail;
-    }
-    e = avformat_find_stream_info(r->fmt, NULL);
-    if (e < 0) {
-        st = av_fail(err, CLXP_ERR_FORMAT, e, "cannot read stream information", url);
-        goto fail;
-    }
+    if ((st = media_open_input(url, r->opt.interrupt, r->opt.interrupt_user, &r->fmt, err)) != CLXP_OK) goto fail;
 opened:
     if ((st = pick_stream(r, err)) != CLXP_OK) goto fail;
     r->fps = av_guess_frame_rate(r->fmt, r->st, NULL);
