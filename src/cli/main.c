@@ -11,24 +11,26 @@
 #include "cli/cli.h"
 
 static const char *usage_text =
-    "clxp " CLXP_VERSION_STRING " - zero-shot image classification with CLIP models\n"
+    "clxp " CLXP_VERSION_STRING " - zero-shot classification of images, video and audio against text prompts\n"
+    "(CLIP models for pictures, CLAP models for sound)\n"
     "\n"
     "Usage:\n"
-    "  clxp classify -m MODEL_DIR -l LABELS.txt [options] IMAGE...\n"
-    "  clxp info [--json] MODEL_DIR\n"
+    "  clxp classify -m MODEL -l LABELS [options] INPUT...\n"
+    "  clxp classify --clip MODEL --labels-clip LABELS --clap MODEL --labels-clap LABELS [options] INPUT...\n"
+    "  clxp info [--json] MODEL\n"
     "  clxp convert [-y] MODEL OUT_DIR\n"
     "  clxp --help | --version\n"
     "\n"
     "Commands:\n"
-    "  classify   rank the labels of a labels file for each image\n"
+    "  classify   score each image, video frame or audio window against the prompts of a labels or categories file\n"
     "  info       load a model, print its configuration and run a self-test\n"
-    "  convert    write a model file (PyTorch .bin/.pt, open_clip, TorchScript, OpenAI) as a HF directory\n"
+    "  convert    write a model file (PyTorch .bin/.pt, open_clip, TorchScript, OpenAI, MS-CLAP) as a directory\n"
     "\n"
     "Run 'clxp COMMAND --help' for the options of a command.\n"
-    "MODEL_DIR is a Hugging Face CLIP model directory (config.json, model.safetensors,\n"
-    "tokenizer.json, preprocessor_config.json), e.g. a download of openai/clip-vit-base-patch32,\n"
+    "MODEL is a Hugging Face CLIP or CLAP model directory (config.json, model.safetensors, tokenizer.json,\n"
+    "preprocessor_config.json), e.g. a download of openai/clip-vit-base-patch32 or laion/clap-htsat-unfused,\n"
     "or another model file or directory: pytorch_model.bin, an open_clip checkpoint, a TorchScript or\n"
-    "OpenAI .pt archive (see README \"Model files\").\n";
+    "OpenAI .pt archive, an MS-CLAP 2023 checkpoint (see README \"Model files\").\n";
 
 /* FFmpeg's last error message while an input is read (logging state, shared by the decoding threads): clxp's
  * one-line error for a file FFmpeg cannot read then says why in FFmpeg's words ("Picture size 100000x100000 is
