@@ -35,6 +35,8 @@ int cli_model_option(const char *cmd, int c, const char *arg, clxp_load_options 
 /* Print "clxp: error: <msg>" on stderr (one line) and return CLI_EXIT_ERROR. A CLXP_ERR_FORMAT error after
  * cli_av_errors_watch(1) gets FFmpeg's last error message since then appended ("<msg>; FFmpeg: <its message>"). */
 int cli_fail(const clxp_error *err);
+/* The same line, without returning a status (an input skipped by --keep-going). */
+void cli_print_error(const clxp_error *err);
 /* 1: start remembering FFmpeg's error messages for cli_fail, forgetting earlier ones (before each media input);
  * 0: stop and forget (still images are decoded in parallel: a message could be another file's). */
 void cli_av_errors_watch(int on);

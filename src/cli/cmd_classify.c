@@ -85,6 +85,9 @@ static const char *classify_help =
     "      --format FMT         format of the next -o: jsonl, csv, srt, vtt, html\n"
     "  -y, --overwrite          overwrite existing output files (otherwise they are an error)\n"
     "      --json               print JSON on stdout instead of the table\n"
+    "      --keep-going         an input that cannot be read or classified is reported (one error line) and the\n"
+    "                           run goes on; the outputs keep every other input's results (and those of a file\n"
+    "                           that failed part-way, up to the failure); exit status 1 if any input failed\n"
     "  -t, --threads N          worker threads (default: all cores)\n"
     CLI_MODEL_OPTIONS_HELP
     "  -q, --quiet              no table and no progress; only errors\n"
@@ -105,7 +108,7 @@ typedef struct output_spec {
 typedef struct options {
     const char *model, *labels, *bank;
     const char *templates[MAX_TEMPLATES];
-    int n_templates, top, json, verbosity, overwrite;
+    int n_templates, top, json, verbosity, overwrite, keep_going;
     /* --clip/--clap: the CLIP model is `model`, the CLAP one `clap` when both are given (a combined run) */
     const char *clip, *clap, *labels_clip, *labels_clap;
     const char *templates_clap[MAX_TEMPLATES];
@@ -160,7 +163,8 @@ static int parse_args(int argc, char **argv, options *o) {
     enum {
         OPT_TEMPLATE = 1000, OPT_CONF, OPT_SCALE, OPT_TEMP, OPT_JSON, OPT_STREAM, OPT_EVERY, OPT_INTERVAL,
         OPT_SCENE, OPT_KEYFRAMES, OPT_SKIP_NONREF, OPT_START, OPT_DURATION, OPT_VF, OPT_BATCH, OPT_FORMAT, OPT_HOP, OPT_BANK,
-        OPT_BOXES, OPT_TARGET, OPT_CLIP, OPT_CLAP, OPT_LABELS_CLIP, OPT_LABELS_CLAP, OPT_TEMPLATE_CLAP, OPT_AUDIO_STREAM
+        OPT_BOXES, OPT_TARGET, OPT_CLIP, OPT_CLAP, OPT_LABELS_CLIP, OPT_LABELS_CLAP, OPT_TEMPLATE_CLAP, OPT_AUDIO_STREAM,
+        OPT_KEEP_GOING
     };
     static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
                                          {"labels", required_argument, NULL, 'l'},
@@ -193,6 +197,7 @@ static int parse_args(int argc, char **argv, options *o) {
                                          {"format", required_argument, NULL, OPT_FORMAT},
                                          {"overwrite", no_argument, NULL, 'y'},
                                          {"json", no_argument, NULL, OPT_JSON},
+                                         {"keep-going", no_argument, NULL, OPT_KEEP_GOING},
                                          {"threads", required_argument, NULL, 't'},
                                          {"quiet", no_argument, NULL, 'q'},
                                          {"verbose", no_argument, NULL, 'v'},
@@ -286,6 +291,7 @@ static int parse_args(int argc, char **argv, options *o) {
             pending_format = NULL;
             break;
         case 'y': o->overwrite = 1; break;
+        case OPT_KEEP_GOING: o->keep_going = 1; break;
         case OPT_JSON: o->json = 1; break;
         case 't':
             if (cli_parse_int(optarg, 1, 4096, &o->load.n_threads))
@@ -359,22 +365,49 @@ static void on_progress(void *user, double pos, double dur, int64_t frames) {
     report_progress(user, pos, dur, frames);
 }
 
-/* Consecutive still images are classified in batches, like any list of image files. */
+/* --keep-going: an error of the input itself (unreadable, undecodable, unsupported, over a limit), after which the
+ * run can go on; not a failing output, memory or an internal error. */
+static int input_error(clxp_status st) {
+    return st == CLXP_ERR_IO || st == CLXP_ERR_FORMAT || st == CLXP_ERR_UNSUPPORTED || st == CLXP_ERR_LIMIT ||
+           st == CLXP_ERR_INVALID;
+}
+
+/* Classify B images and pass on their results. */
+static clxp_status image_batch(clxp_model *m, const clxp_labelbank *b, const char *const *files, int B, float *emb,
+                               float *scores, run_state *s, clxp_error *err) {
+    const int C = clxp_labelbank_n_classes(b);
+    clxp_status st = clxp_encode_image_files(m, files, B, emb, err);
+    if (st == CLXP_OK) st = clxp_classify(b, emb, B, &s->o->run.score, scores, err);
+    for (int i = 0; i < B && st == CLXP_OK; i++) {
+        clxp_result r = {.input = files[i], .media_type = 'v', .box_index = -1, .box_score = NAN, .n_classes = C,
+                         .scores = scores + (size_t)i * C};
+        if (on_result(s, &r)) {
+            st = s->st;
+            if (err) *err = s->err;
+        }
+    }
+    return st;
+}
+
+/* Consecutive still images are classified in batches, like any list of image files. With --keep-going, a batch
+ * that fails is done again one image at a time: each bad image is reported and counted in *n_failed. */
 static clxp_status run_images(clxp_model *m, const clxp_labelbank *b, const char *const *files, int n, run_state *s,
-                              clxp_error *err) {
+                              int *n_failed, clxp_error *err) {
     const int dim = clxp_model_get_info(m)->embed_dim, C = clxp_labelbank_n_classes(b);
     float *emb = malloc((size_t)FILE_BATCH * dim * sizeof *emb), *scores = malloc((size_t)FILE_BATCH * C * sizeof *scores);
     clxp_status st = (emb && scores) ? CLXP_OK : clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory");
     for (int b0 = 0; b0 < n && st == CLXP_OK && !g_signal; b0 += FILE_BATCH) {
         int B = n - b0 < FILE_BATCH ? n - b0 : FILE_BATCH;
-        st = clxp_encode_image_files(m, files + b0, B, emb, err);
-        if (st == CLXP_OK) st = clxp_classify(b, emb, B, &s->o->run.score, scores, err);
-        for (int i = 0; i < B && st == CLXP_OK; i++) {
-            clxp_result r = {.input = files[b0 + i], .media_type = 'v', .box_index = -1, .box_score = NAN,
-                             .n_classes = C, .scores = scores + (size_t)i * C};
-            if (on_result(s, &r)) {
-                st = s->st;
-                if (err) *err = s->err;
+        st = image_batch(m, b, files + b0, B, emb, scores, s, err);
+        if (st == CLXP_OK || !s->o->keep_going || !input_error(st) || s->st != CLXP_OK) continue;
+        /* nothing of the batch was passed on (encoding comes first): one image at a time */
+        st = CLXP_OK;
+        for (int i = 0; i < B && st == CLXP_OK && !g_signal; i++) {
+            st = image_batch(m, b, files + b0 + i, 1, emb, scores, s, err);
+            if (st != CLXP_OK && input_error(st) && s->st == CLXP_OK) {
+                cli_print_error(err);
+                (*n_failed)++;
+                st = CLXP_OK;
             }
         }
     }
@@ -505,12 +538,13 @@ int cmd_classify(int argc, char **argv) {
     o.run.interrupt = interrupted;
     install_signal_handlers();
     const int clip = strcmp(clxp_model_get_info(m)->kind, "clip") == 0;
+    int n_failed = 0; /* --keep-going: inputs reported and skipped */
     for (int i = 0; i < n_in && st == CLXP_OK && !g_signal;) {
         int j = i;
         while (clip && !o.run.boxes && j < n_in && media_is_still_image(inputs[j])) j++; /* boxes: clxp_run_file */
         if (j > i) {
             cli_av_errors_watch(0);
-            st = run_images(m, bank, inputs + i, j - i, &s, &err);
+            st = run_images(m, bank, inputs + i, j - i, &s, &n_failed, &err);
             i = j;
             continue;
         }
@@ -522,6 +556,11 @@ int cmd_classify(int argc, char **argv) {
         if (st == CLXP_OK && s.st != CLXP_OK) {
             st = s.st;
             err = s.err;
+        }
+        if (st != CLXP_OK && o.keep_going && input_error(st) && s.st == CLXP_OK && !g_signal) {
+            cli_print_error(&err);
+            n_failed++;
+            st = CLXP_OK;
         }
         i++;
     }
@@ -537,10 +576,13 @@ int cmd_classify(int argc, char **argv) {
     clxp_model_free(am);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");
     if (st != CLXP_OK) return cli_fail(&err);
+    if (n_failed > 0)
+        fprintf(stderr, "clxp: %d of %d input%s failed (--keep-going); the outputs hold the results of the others\n",
+                n_failed, n_in, n_in == 1 ? "" : "s");
     if (g_signal) {
         fprintf(stderr, "clxp: interrupted by signal %d: results of the frames processed so far were written\n",
                 (int)g_signal);
         return 128 + (int)g_signal;
     }
-    return 0;
+    return n_failed > 0 ? CLI_EXIT_ERROR : 0;
 }

@@ -70,6 +70,11 @@ void cli_av_errors_watch(int on) {
 }
 
 int cli_fail(const clxp_error *err) {
+    cli_print_error(err);
+    return CLI_EXIT_ERROR;
+}
+
+void cli_print_error(const clxp_error *err) {
     const char *msg = err && err->msg[0] ? err->msg : "unknown error";
     char av[sizeof g_av_last.msg];
     pthread_mutex_lock(&g_av_last.mu);
@@ -79,7 +84,6 @@ int cli_fail(const clxp_error *err) {
     if (err && err->code == CLXP_ERR_FORMAT && av[0] && !strstr(msg, av))
         fprintf(stderr, "clxp: error: %s; FFmpeg: %s\n", msg, av);
     else fprintf(stderr, "clxp: error: %s\n", msg);
-    return CLI_EXIT_ERROR;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {

@@ -345,6 +345,36 @@ err_has "$M/both.srt: subtitles follow one input and 2 were given"
 no_part_files "$M"
 finish several_inputs
 
+# --keep-going: bad inputs are reported one line each and skipped; the outputs hold exactly the good inputs'
+# results (the same as a run over the good inputs alone); exit status 1. Without it the first bad input stops the
+# run and nothing is written.
+begin
+K=$T/keep
+mkdir -p "$K"
+IMG=tests/data/clip-tiny-quickgelu/golden/inputs/img0_gradient_64x48.png
+head -c 600 tests/data/clip-tiny-quickgelu/golden/inputs/img1_checker_200x120.png >"$K/bad.png"
+echo 'not a video' >"$K/notes.mp4"
+run classify --every 5 -o "$K/good.jsonl" -o "$K/good.csv" "$IMG" "$CLIP" "$SCENE"
+expect_rc 0
+run classify --every 5 --keep-going -o "$K/all.jsonl" -o "$K/all.csv" "$IMG" "$K/bad.png" "$CLIP" "$K/notes.mp4" \
+    "$SCENE"
+expect_rc 1
+[ "$(grep -c '^clxp: error: ' "$T/err")" -eq 2 ] || why "expected 2 error lines"
+err_has "clxp: error: $K/bad.png: not a decodable image"
+err_has "clxp: error: $K/notes.mp4: cannot open"
+err_has "clxp: 2 of 5 inputs failed (--keep-going); the outputs hold the results of the others"
+cmp -s "$K/good.jsonl" "$K/all.jsonl" || why "all.jsonl differs from the good inputs' results"
+[ "$(sed 1d "$K/good.csv" | wc -l)" -gt 0 ] || why "good.csv has no rows"
+sed 1d "$K/good.csv" >"$K/g.rows"
+sed 1d "$K/all.csv" >"$K/a.rows"
+cmp -s "$K/g.rows" "$K/a.rows" || why "all.csv differs from the good inputs' summary"
+run classify --every 5 -o "$K/stop.jsonl" "$IMG" "$K/bad.png" "$CLIP"
+expect_rc 1
+one_error_line
+[ -e "$K/stop.jsonl" ] && why "stop.jsonl was written without --keep-going"
+no_part_files "$K"
+finish keep_going
+
 begin
 run classify -q --every 10 -o "$T/q.jsonl" "$CLIP"
 expect_rc 0
