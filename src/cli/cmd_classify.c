@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/inputs.h"
 #include "cli/report.h"
 #include "media/video.h"
 #include "io/prompts.h"
@@ -25,7 +26,8 @@ static const char *classify_help =
     "\n"
     "Classifies still images and the frames of videos (CLIP models) or audio windows (CLAP models) of any file\n"
     "or URL FFmpeg opens against the prompts of LABELS (zero-shot): probabilities are a softmax over the labels\n"
-    "of logit_scale * cosine / temperature.\n"
+    "of logit_scale * cosine / temperature. An INPUT that is a directory stands for the image, video and audio\n"
+    "files below it (recursively, in name order; hidden files and other files are left out).\n"
     "\n"
     "LABELS is a labels file (one prompt per line, UTF-8, blank lines ignored) or a categories file ('[Unit]'\n"
     "lines open a classification unit, '(Category)' lines a category, other lines are the category's prompts):\n"
@@ -490,6 +492,12 @@ int cmd_classify(int argc, char **argv) {
     cli_setup_logging(o.verbosity);
 
     clxp_error err = {0};
+    /* directories become the media files below them (before loading anything: a bad directory fails fast) */
+    cli_inputs in;
+    if (cli_inputs_expand(argv + optind, argc - optind, &in, &err) != CLXP_OK) return cli_fail(&err);
+    if (in.skipped > 0 && o.verbosity > 1)
+        fprintf(stderr, "clxp: %lld file%s below the input directories left out (not media, or hidden)\n",
+                in.skipped, in.skipped == 1 ? "" : "s");
     clxp_model *m = NULL, *am = NULL; /* am: the CLAP model of a combined run */
     clxp_labelbank *bank = NULL, *abank = NULL;
     if (clxp_model_load(o.model, &o.load, &m, &err) != CLXP_OK || check_kind(m, o.clip, "clip", &err) != CLXP_OK ||
@@ -501,13 +509,14 @@ int cmd_classify(int argc, char **argv) {
         clxp_labelbank_free(bank);
         clxp_model_free(am);
         clxp_model_free(m);
+        cli_inputs_free(&in);
         return cli_fail(&err);
     }
     if ((o.verbosity > 1 || (o.verbosity > 0 && isatty(2))) && o.load.precision == CLXP_PRECISION_AUTO)
         fprintf(stderr, "clxp: %s arithmetic (--precision auto%s)\n", clxp_model_get_info(m)->precision,
                 strcmp(clxp_model_get_info(m)->precision, "bf16") == 0 ? ": this CPU has bf16; fp32 is exact" : "");
-    const int n_in = argc - optind;
-    const char *const *inputs = (const char *const *)argv + optind;
+    const int n_in = in.n;
+    const char *const *inputs = (const char *const *)in.path;
     run_state s = {.o = &o};
     clxp_status st = CLXP_OK;
     report_options ro = {o.top, o.confidence, o.json, o.verbosity > 0 && !o.json && o.n_outputs == 0,
@@ -574,6 +583,7 @@ int cmd_classify(int argc, char **argv) {
     clxp_labelbank_free(abank);
     clxp_model_free(m);
     clxp_model_free(am);
+    cli_inputs_free(&in);
     if (fflush(stdout) != 0 && st == CLXP_OK) st = clxp_err_set(&err, CLXP_ERR_IO, "cannot write to standard output");
     if (st != CLXP_OK) return cli_fail(&err);
     if (n_failed > 0)

@@ -83,6 +83,19 @@ int media_is_still_image(const char *url) {
     return (len > 5 && strcmp(fmt->name + len - 5, "_pipe") == 0) || strcmp(fmt->name, "image2") == 0;
 }
 
+int media_probe_file(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    uint8_t buf[4096 + AVPROBE_PADDING_SIZE];
+    memset(buf, 0, sizeof buf);
+    size_t n = fread(buf, 1, 4096, f);
+    fclose(f);
+    if (n == 0) return 0;
+    AVProbeData pd = {.filename = path, .buf = buf, .buf_size = (int)n};
+    int score = 0;
+    return av_probe_input_format3(&pd, 1, &score) != NULL && score > AVPROBE_SCORE_RETRY;
+}
+
 /* The ffmpeg command line's autorotation: rotation metadata as transpose/flip filters. */
 static void rotation_filters(const AVStream *st, char *buf, size_t cap) {
     buf[0] = '\0';

@@ -61,5 +61,9 @@ int64_t video_corrupt_count(const video_reader *r); /* packets or frames skipped
  * Probes the first bytes of a local file; a file that cannot be probed (missing, empty) is judged by its
  * extension; 0 for anything else (videos, URLs). */
 int media_is_still_image(const char *url);
+/* 1 if FFmpeg recognises the content of the local file path as a media format (image, video or audio) by its
+ * first 4 KiB: a probe score above AVPROBE_SCORE_RETRY, so that text files FFmpeg would take on their extension
+ * alone (.txt, .nfo: the tty demuxer, score 1) are not. 0 for anything else (unreadable, empty). */
+int media_probe_file(const char *path);
 
 #endif

@@ -375,6 +375,31 @@ one_error_line
 no_part_files "$K"
 finish keep_going
 
+# A directory input: the media files below it, recursively and in name order; text files, hidden entries and
+# links to directories are left out; the results equal those of the same files named one by one.
+begin
+D=$T/library
+mkdir -p "$D/b/c" "$D/.hidden" "$D/a"
+cp "$CLIP" "$D/b/c/clip.mp4"
+cp "$SCENE" "$D/a/scene.mp4"
+cp tests/data/clip-tiny-quickgelu/golden/inputs/img0_gradient_64x48.png "$D/z.png"
+cp "$CLIP" "$D/.hidden/clip.mp4"
+printf 'notes\n' >"$D/README.txt"
+printf 'notes\n' >"$D/info.nfo"
+ln -s "$D" "$D/b/loop"
+run classify --every 5 -o "$T/dir.jsonl" "$D"
+expect_rc 0
+run classify --every 5 -o "$T/files.jsonl" "$D/a/scene.mp4" "$D/b/c/clip.mp4" "$D/z.png"
+expect_rc 0
+cmp -s "$T/dir.jsonl" "$T/files.jsonl" || why "the directory's results differ from the files': $(diff "$T/dir.jsonl" "$T/files.jsonl" | head -n 4)"
+mkdir -p "$T/nothing"
+printf 'x\n' >"$T/nothing/a.txt"
+run classify "$T/nothing"
+expect_rc 1
+one_error_line
+err_has "$T/nothing: a directory without any image, video or audio file"
+finish directory_input
+
 begin
 run classify -q --every 10 -o "$T/q.jsonl" "$CLIP"
 expect_rc 0

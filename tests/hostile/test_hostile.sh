@@ -405,7 +405,7 @@ head -c 400 whole.jpg >cut.jpg
 fails image_truncated_jpeg 1 'cut\.jpg' 'not a decodable image' $CL -m "$CLIP" cut.jpg
 
 mkdir -p dir.png
-fails image_is_a_directory 1 'dir\.png' 'is a directory' $CL -m "$CLIP" dir.png
+fails input_directory_without_media 1 'dir\.png' 'a directory without any image, video or audio file' $CL -m "$CLIP" dir.png
 
 # ---- video -------------------------------------------------------------------------------------------------------
 
