@@ -12,91 +12,17 @@
 # Run by tests/run.sh as `BUILD=<build dir> sh tests/cli/test_audio.sh`; prints "ok   name" / "FAIL name" per
 # check and a final "RESULT <passed> <failed>". Plain POSIX sh: no python, no jq.
 
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) ;;
-*) BUILD=$PWD/$BUILD ;;
-esac
-CLXP=$BUILD/clxp
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 1
-
-# What the CLI would re-execute itself with (src/cli/main.c): saves a second process start per run.
-GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
-export GOMP_SPINCOUNT
+. "$(dirname "$0")/lib.sh"
 
 MODEL=tests/data/clap-tiny-unfused
 FUSED=tests/data/clap-tiny-fused
 L=tests/data/seed/labels_clap_music.txt
 CATEGORIES=tests/data/seed/categories_clap.txt
 
-passed=0
-failed=0
+need_clxp
+need_ffmpeg "the test inputs"
+make_tmp audio-test
 
-if [ ! -x "$CLXP" ]; then
-    echo "FAIL cli_binary_exists"
-    echo "  $CLXP is missing (build it with make)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-if ! command -v ffmpeg >/dev/null 2>&1; then
-    echo "FAIL ffmpeg_tool_exists"
-    echo "  the ffmpeg tool is needed to make the test inputs (scripts/install-deps.sh installs it)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-audio-test.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-# ---- harness (as in test_cli.sh) ----------------------------------------------------------------------
-
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-begin() {
-    : >"$T/why"
-}
-why() {
-    printf '%s\n' "$*" >>"$T/why"
-}
-show_output() {
-    echo "  --- stdout:"
-    head -n 20 "$T/out" | sed 's/^/  | /'
-    echo "  --- stderr:"
-    head -n 20 "$T/err" | sed 's/^/  | /'
-}
-finish() {
-    if [ -s "$T/why" ]; then
-        failed=$((failed + 1))
-        echo "FAIL $1"
-        sed 's/^/  /' "$T/why"
-        show_output
-    else
-        passed=$((passed + 1))
-        echo "ok   $1"
-    fi
-}
-expect_rc() {
-    [ "$rc" -eq "$1" ] || why "exit status $rc, expected $1"
-}
-out_has() {
-    grep -F -q -e "$1" "$T/out" || why "stdout lacks '$1'"
-}
-err_has() {
-    grep -F -q -e "$1" "$T/err" || why "stderr lacks '$1'"
-}
-# exactly one line on stderr, starting with "clxp: error: "
-one_error_line() {
-    lines=$(wc -l <"$T/err" | tr -d ' ')
-    [ "$lines" -eq 1 ] || why "stderr has $lines lines, expected exactly 1"
-    case $(head -n 1 "$T/err") in
-    "clxp: error: "*) ;;
-    *) why "stderr does not start with 'clxp: error: '" ;;
-    esac
-}
 # the windows of the table of the last run, on one line: "HH:MM:SS.mmm-HH:MM:SS.mmm ..."
 windows() {
     sed -n 's/^  \([0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]-[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]\)  .*/\1/p' \
@@ -383,5 +309,4 @@ for m in "$FUSED fusion" "$MODEL rand_trunc"; do
     finish "info_$(basename "$dir")"
 done
 
-echo "RESULT $passed $failed"
-[ "$failed" -eq 0 ]
+report

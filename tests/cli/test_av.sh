@@ -16,17 +16,7 @@
 # Run by tests/run.sh as `BUILD=<build dir> sh tests/cli/test_av.sh`; prints "ok   name" / "FAIL name" per check
 # and a final "RESULT <passed> <failed>". Plain POSIX sh.
 
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) ;;
-*) BUILD=$PWD/$BUILD ;;
-esac
-CLXP=$BUILD/clxp
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 1
-
-GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
-export GOMP_SPINCOUNT
+. "$(dirname "$0")/lib.sh"
 
 CLIP=tests/data/clip-tiny-quickgelu
 CLAP=tests/data/clap-tiny-unfused
@@ -34,63 +24,10 @@ LV=tests/data/seed/labels_clip_person.txt
 LA=tests/data/seed/labels_clap_music.txt
 CA=tests/data/seed/categories_clap.txt
 
-passed=0
-failed=0
+need_clxp
+need_ffmpeg "the test inputs"
+make_tmp av-test
 
-if [ ! -x "$CLXP" ]; then
-    echo "FAIL cli_binary_exists"
-    echo "RESULT 0 1"
-    exit 1
-fi
-if ! command -v ffmpeg >/dev/null 2>&1; then
-    echo "FAIL ffmpeg_tool_exists"
-    echo "  the ffmpeg tool is needed to make the test inputs (scripts/install-deps.sh installs it)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-av-test.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-begin() {
-    : >"$T/why"
-}
-why() {
-    printf '%s\n' "$*" >>"$T/why"
-}
-finish() {
-    if [ -s "$T/why" ]; then
-        failed=$((failed + 1))
-        echo "FAIL $1"
-        sed 's/^/  /' "$T/why"
-        echo "  --- stdout:"
-        head -n 20 "$T/out" | sed 's/^/  | /'
-        echo "  --- stderr:"
-        head -n 20 "$T/err" | sed 's/^/  | /'
-    else
-        passed=$((passed + 1))
-        echo "ok   $1"
-    fi
-}
-expect_rc() {
-    [ "$rc" -eq "$1" ] || why "exit status $rc, expected $1"
-}
-err_has() {
-    grep -F -q -e "$1" "$T/err" || why "stderr lacks '$1'"
-}
-out_has() {
-    grep -F -q -e "$1" "$T/out" || why "stdout lacks '$1'"
-}
-# same_lines A B WHAT: files A and B are identical (and not empty)
-same_lines() {
-    [ -s "$1" ] || why "$3: $1 is empty"
-    cmp -s "$1" "$2" || why "$3: $1 and $2 differ ($(diff "$1" "$2" | head -n 4 | tr '\n' '|'))"
-}
 # the "time" values of a jsonl file in order are non-decreasing
 times_sorted() {
     sed -n 's/.*"time":\([-0-9.e]*\)[,}].*/\1/p' "$1" | awk 'NR > 1 && $1 + 0 < prev + 0 { bad = 1 } { prev = $1 } END { exit bad }'
@@ -253,5 +190,4 @@ expect_rc 0
 same_lines "$T/clip_alone.jsonl" "$T/vo1.jsonl" "--clip alone is -m"
 finish clip_alone_is_model
 
-echo "RESULT $passed $failed"
-[ "$failed" -eq 0 ]
+report

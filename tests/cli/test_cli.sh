@@ -6,14 +6,7 @@
 # Run by tests/run.sh as `BUILD=<build dir> sh tests/cli/test_cli.sh`; prints "ok   name" / "FAIL name" per
 # check and a final "RESULT <passed> <failed>". Plain POSIX sh: no python, no jq.
 
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) ;;
-*) BUILD=$PWD/$BUILD ;;
-esac
-CLXP=$BUILD/clxp
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 1
+. "$(dirname "$0")/lib.sh"
 
 MODEL=tests/data/clip-tiny-quickgelu
 INPUTS=$MODEL/golden/inputs
@@ -22,67 +15,12 @@ IMG1=$INPUTS/img1_checker_200x120.png
 IMG2=$INPUTS/img2_noise_gray_31x77.png
 CATEGORIES=tests/data/seed/categories_clip.txt
 
-passed=0
-failed=0
+need_clxp
+make_tmp cli-test
 
-if [ ! -x "$CLXP" ]; then
-    echo "FAIL cli_binary_exists"
-    echo "  $CLXP is missing (build it with make)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-cli-test.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-# ---- harness -------------------------------------------------------------------------------------------
-
-# The result of the last `run`: exit status in $rc, output in $T/out and $T/err.
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-
-# Problems of the current check are collected in $T/why, one per line.
-begin() {
-    : >"$T/why"
-}
-why() {
-    printf '%s\n' "$*" >>"$T/why"
-}
-show_output() {
-    echo "  --- stdout:"
-    head -n 20 "$T/out" | sed 's/^/  | /'
-    echo "  --- stderr:"
-    head -n 20 "$T/err" | sed 's/^/  | /'
-}
-# Report the check named $1: ok if no problem was recorded since `begin`.
-finish() {
-    if [ -s "$T/why" ]; then
-        failed=$((failed + 1))
-        echo "FAIL $1"
-        sed 's/^/  /' "$T/why"
-        show_output
-    else
-        passed=$((passed + 1))
-        echo "ok   $1"
-    fi
-}
-
-expect_rc() {
-    [ "$rc" -eq "$1" ] || why "exit status $rc, expected $1"
-}
-# stdout / stderr contain a fixed string
-out_has() {
-    grep -F -q -e "$1" "$T/out" || why "stdout lacks '$1'"
-}
 # stdout has the JSON member "KEY": "VALUE" (any spacing)
 out_json_str() {
     grep -q "\"$1\":[[:space:]]*\"$2\"" "$T/out" || why "stdout lacks \"$1\": \"$2\""
-}
-err_has() {
-    grep -F -q -e "$1" "$T/err" || why "stderr lacks '$1'"
 }
 
 # expect_error NAME FILE CAUSE COMMAND...: exit status 1, nothing on stdout, exactly one line on stderr that
@@ -492,5 +430,4 @@ expect_rc 0
 out_json_str precision fp32
 finish precision_in_info
 
-echo "RESULT $passed $failed"
-[ "$failed" -eq 0 ]
+report

@@ -12,81 +12,14 @@
 # Run by tests/run.sh as `BUILD=<build dir> sh tests/cli/test_video.sh`; prints "ok   name" / "FAIL name" per
 # check and a final "RESULT <passed> <failed>". Plain POSIX sh: no python, no jq.
 
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) ;;
-*) BUILD=$PWD/$BUILD ;;
-esac
-CLXP=$BUILD/clxp
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$ROOT" || exit 1
+. "$(dirname "$0")/lib.sh"
 
 MODEL=tests/data/clip-tiny-quickgelu
 
-passed=0
-failed=0
+need_clxp
+need_ffmpeg "the test videos"
+make_tmp video-test
 
-if [ ! -x "$CLXP" ]; then
-    echo "FAIL cli_binary_exists"
-    echo "  $CLXP is missing (build it with make)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-if ! command -v ffmpeg >/dev/null 2>&1; then
-    echo "FAIL ffmpeg_tool_exists"
-    echo "  the ffmpeg tool is needed to make the test videos (scripts/install-deps.sh installs it)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-video-test.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
-
-# ---- harness (as in test_cli.sh) ----------------------------------------------------------------------
-
-run() {
-    "$@" >"$T/out" 2>"$T/err"
-    rc=$?
-}
-begin() {
-    : >"$T/why"
-}
-why() {
-    printf '%s\n' "$*" >>"$T/why"
-}
-show_output() {
-    echo "  --- stdout:"
-    head -n 20 "$T/out" | sed 's/^/  | /'
-    echo "  --- stderr:"
-    head -n 20 "$T/err" | sed 's/^/  | /'
-}
-finish() {
-    if [ -s "$T/why" ]; then
-        failed=$((failed + 1))
-        echo "FAIL $1"
-        sed 's/^/  /' "$T/why"
-        show_output
-    else
-        passed=$((passed + 1))
-        echo "ok   $1"
-    fi
-}
-expect_rc() {
-    [ "$rc" -eq "$1" ] || why "exit status $rc, expected $1"
-}
-err_has() {
-    grep -F -q -e "$1" "$T/err" || why "stderr lacks '$1'"
-}
-# exactly one line on stderr, starting with "clxp: error: "
-one_error_line() {
-    lines=$(wc -l <"$T/err" | tr -d ' ')
-    [ "$lines" -eq 1 ] || why "stderr has $lines lines, expected exactly 1"
-    case $(head -n 1 "$T/err") in
-    "clxp: error: "*) ;;
-    *) why "stderr does not start with 'clxp: error: '" ;;
-    esac
-}
 # the table rows of the last run: "  HH:MM:SS.mmm  #FRAME ..." -> "HH:MM:SS.mmm FRAME"
 rows() {
     sed -n 's/^  \([0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9][0-9][0-9]\)  #\([0-9][0-9]*\) .*/\1 \2/p' "$T/out"
@@ -102,17 +35,6 @@ seq_frames() { # seq_frames FIRST STEP LAST
 # the files of a directory, with their checksums
 sums() {
     (cd "$1" && cksum ./* 2>/dev/null)
-}
-# the names in a directory, on one line / their number
-files_in() {
-    find "$1" -mindepth 1 -maxdepth 1 -exec basename {} \; | sort | tr '\n' ' ' | sed 's/ $//'
-}
-count_files() {
-    find "$1" -mindepth 1 -maxdepth 1 | wc -l | tr -d ' '
-}
-# no temporary output (<path>.XXXXXX.part) left in a directory
-no_part_files() {
-    [ -z "$(find "$1" -maxdepth 1 -name '*.part')" ] || why "temporary files left in $1: $(files_in "$1")"
 }
 
 # ---- inputs ----------------------------------------------------------------------------------------------
@@ -443,5 +365,4 @@ err_has "$CLIP"
 err_has "v:9"
 finish bad_stream
 
-echo "RESULT $passed $failed"
-[ "$failed" -eq 0 ]
+report

@@ -20,17 +20,8 @@
 # Run by tests/run.sh as `BUILD=<build dir> sh tests/hostile/test_hostile.sh`; prints "ok   name" / "FAIL name" per
 # case and a final "RESULT <passed> <failed>". Plain POSIX sh: no python, no jq.
 
-BUILD=${BUILD:-build}
-case $BUILD in
-/*) ;;
-*) BUILD=$PWD/$BUILD ;;
-esac
-CLXP=$BUILD/clxp
-ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-
-# What the CLI would re-execute itself with (src/cli/main.c): saves a second process start per case.
-GOMP_SPINCOUNT=${GOMP_SPINCOUNT:-10000}
-export GOMP_SPINCOUNT
+H=res # where the harness keeps out/err/why: relative, inside $T
+. "$(dirname "$0")/../cli/lib.sh"
 export LC_ALL=C
 
 CLIP=$ROOT/tests/data/clip-tiny-quickgelu
@@ -38,34 +29,16 @@ CLAP=$ROOT/tests/data/clap-tiny-unfused
 IMG=$CLIP/golden/inputs/img1_checker_200x120.png
 CLAP_LABELS=$ROOT/tests/data/seed/labels_clap_music.txt
 
-passed=0
-failed=0
-
-if [ ! -x "$CLXP" ]; then
-    echo "FAIL cli_binary_exists"
-    echo "  $CLXP is missing (build it with make)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-if ! command -v ffmpeg >/dev/null 2>&1; then
-    echo "FAIL ffmpeg_tool_exists"
-    echo "  the ffmpeg tool is needed to make the hostile media (scripts/install-deps.sh installs it)"
-    echo "RESULT 0 1"
-    exit 1
-fi
-
-T=$(mktemp -d "${TMPDIR:-/tmp}/clxp-hostile.XXXXXX") || exit 1
-trap 'rm -rf "$T"' EXIT
-trap 'exit 1' HUP INT TERM
+need_clxp
+need_ffmpeg "the hostile media"
+make_tmp hostile
 # Work inside $T with short relative names: the patterns below name the files as clxp prints them.
 cd "$T" || exit 1
 mkdir -p res
 
-# ---- harness -----------------------------------------------------------------------------------------------------
+# ---- harness (tests/cli/lib.sh, and:) ----------------------------------------------------------------------------
 
-why() {
-    printf '%s\n' "$*" >>res/why
-}
+# finish as lib.sh's, shorter, with HOSTILE_VERBOSE=1 showing each case's message, and EXTRA cleared
 finish() {
     if [ -s res/why ]; then
         failed=$((failed + 1))
@@ -83,11 +56,6 @@ finish() {
     EXTRA=
 }
 EXTRA=
-# no temporary output (<path>.XXXXXX.part) left anywhere under $T
-no_part_files() {
-    left=$(find . -name '*.part' | head -n 3 | tr '\n' ' ')
-    [ -z "$left" ] || why "temporary files left: $left"
-}
 
 # fails NAME STATUS FILE_ERE CAUSE_ERE COMMAND...
 fails() {
@@ -496,5 +464,4 @@ fails output_is_a_directory 1 'outdir\.jsonl' 'directory|exists' $CL -m "$CLIP" 
 
 fails output_unknown_format 1 'out\.xyz' 'format|extension' $CL -m "$CLIP" -o out.xyz "$IMG"
 
-echo "RESULT $passed $failed"
-[ "$failed" -eq 0 ]
+report
