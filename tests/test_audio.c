@@ -20,84 +20,10 @@
 
 #include "clxp.h"
 #include "media/audio.h"
+#include "scratch.h"
 #include "test.h"
 
-static char g_dir[512];
-
 /* ---- helpers: shell, files, log ------------------------------------------------------------------------------ */
-
-/* Run a shell command; returns its exit status (-1 if it could not run). Prints the command when it fails. */
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof cmd) return -1;
-    fflush(stdout);
-    int st = system(cmd);
-    int rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rc != 0) printf("  command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-/* Path of a file in the test directory (8 rotating buffers, so several can be held at once). */
-static const char *tmp_path(const char *name) {
-    static char buf[8][1024];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", g_dir, name);
-    return b;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-#define FFMPEG "ffmpeg -nostdin -hide_banner -loglevel error -y "
-
-/* A file made with the ffmpeg tool on first use ("ffmpeg <args> <dir>/<name>"); its path, or NULL. */
-static const char *gen(const char *name, const char *args) {
-    const char *path = tmp_path(name);
-    if (file_exists(path)) return path;
-    if (sh(FFMPEG "%s '%s'", args, path) != 0 || !file_exists(path)) return NULL;
-    return path;
-}
-
-static void put16(FILE *f, unsigned v) {
-    fputc((int)(v & 0xff), f);
-    fputc((int)((v >> 8) & 0xff), f);
-}
-
-static void put32(FILE *f, uint32_t v) {
-    put16(f, v & 0xffff);
-    put16(f, v >> 16);
-}
-
-/* A RIFF/WAVE file: format tag 1 (PCM) or 3 (IEEE float), interleaved little-endian sample data. */
-static const char *write_wav(const char *name, int tag, int channels, int rate, int bits, const void *data,
-                             size_t bytes) {
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return NULL;
-    int align = channels * bits / 8;
-    fwrite("RIFF", 1, 4, f);
-    put32(f, (uint32_t)(36 + bytes + (bytes & 1)));
-    fwrite("WAVEfmt ", 1, 8, f);
-    put32(f, 16);
-    put16(f, (unsigned)tag);
-    put16(f, (unsigned)channels);
-    put32(f, (uint32_t)rate);
-    put32(f, (uint32_t)(rate * align));
-    put16(f, (unsigned)align);
-    put16(f, (unsigned)bits);
-    fwrite("data", 1, 4, f);
-    put32(f, (uint32_t)bytes);
-    int ok = fwrite(data, 1, bytes, f) == bytes; /* the test machines are little-endian */
-    if (bytes & 1) fputc(0, f);
-    return fclose(f) == 0 && ok ? path : NULL;
-}
 
 /* Minimal WAV reader for the golden inputs: PCM s16 mono; the samples and the rate, NULL if not such a file. */
 static int16_t *read_wav_s16(const char *path, size_t *n_out, int *rate_out) {
@@ -274,7 +200,7 @@ TEST(downmix_stereo_mean) {
         lr[2 * i] = (int16_t)((i * 7919) % 60000 - 30000);
         lr[2 * i + 1] = (int16_t)((i * 104729) % 50000 - 25000);
     }
-    const char *path = write_wav("stereo.wav", 1, 2, 48000, 16, lr, sizeof lr);
+    const char *path = scratch_wav("stereo.wav", 1, 2, 48000, 16, lr, sizeof lr);
     REQUIRE(path);
     audio_options o = opts(48000);
     size_t n = 0;
@@ -292,7 +218,7 @@ TEST(downmix_stereo_mean) {
         lr[2 * i] = 16384;
         lr[2 * i + 1] = -16384;
     }
-    path = write_wav("opposite.wav", 1, 2, 48000, 16, lr, sizeof lr);
+    path = scratch_wav("opposite.wav", 1, 2, 48000, 16, lr, sizeof lr);
     REQUIRE(path);
     s = load(path, &o, &n);
     REQUIRE(s);
@@ -302,7 +228,7 @@ TEST(downmix_stereo_mean) {
 
     /* L = R = 0.5: 0.5 */
     for (int i = 0; i < N; i++) lr[2 * i] = lr[2 * i + 1] = 16384;
-    path = write_wav("same.wav", 1, 2, 48000, 16, lr, sizeof lr);
+    path = scratch_wav("same.wav", 1, 2, 48000, 16, lr, sizeof lr);
     REQUIRE(path);
     s = load(path, &o, &n);
     REQUIRE(s);
@@ -318,7 +244,7 @@ TEST(downmix_six_channels) {
     static int16_t x[N * C];
     for (int i = 0; i < N; i++)
         for (int c = 0; c < C; c++) x[i * C + c] = (int16_t)(((uint32_t)((i + 1) * (c + 3)) * 2654435761u) >> 16);
-    const char *path = write_wav("six.wav", 1, C, 48000, 16, x, sizeof x);
+    const char *path = scratch_wav("six.wav", 1, C, 48000, 16, x, sizeof x);
     REQUIRE(path);
     audio_options o = opts(48000);
     size_t n = 0;
@@ -343,7 +269,7 @@ TEST(sample_formats) {
 
     static uint8_t u8[N];
     for (int i = 0; i < N; i++) u8[i] = (uint8_t)(i * 31);
-    const char *path = write_wav("u8.wav", 1, 1, 16000, 8, u8, sizeof u8);
+    const char *path = scratch_wav("u8.wav", 1, 1, 16000, 8, u8, sizeof u8);
     REQUIRE(path);
     float *s = load(path, &o, &n);
     REQUIRE(s);
@@ -355,7 +281,7 @@ TEST(sample_formats) {
 
     static int32_t s32[N];
     for (int i = 0; i < N; i++) s32[i] = (int32_t)((uint32_t)i * 2654435761u);
-    path = write_wav("s32.wav", 1, 1, 16000, 32, s32, sizeof s32);
+    path = scratch_wav("s32.wav", 1, 1, 16000, 32, s32, sizeof s32);
     REQUIRE(path);
     s = load(path, &o, &n);
     REQUIRE(s);
@@ -367,7 +293,7 @@ TEST(sample_formats) {
 
     static float f3[N * 3];
     for (int i = 0; i < N * 3; i++) f3[i] = (float)sin(i * 0.37) * 0.9f;
-    path = write_wav("f32x3.wav", 3, 3, 16000, 32, f3, sizeof f3);
+    path = scratch_wav("f32x3.wav", 3, 3, 16000, 32, f3, sizeof f3);
     REQUIRE(path);
     s = load(path, &o, &n);
     REQUIRE(s);
@@ -383,13 +309,13 @@ TEST(sample_formats) {
 
 /* 1 s of a 1 kHz sine at 44.1 kHz, stereo with L = R, amplitude 0.5, as s16. */
 static const char *sine44(void) {
-    return gen("sine44.wav",
+    return scratch_ffmpeg("sine44.wav",
                "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t)|0.5*sin(2*PI*1000*t):s=44100:d=1' -c:a pcm_s16le");
 }
 
 /* 3 s of a chirp (200 Hz rising by 600 Hz/s) at 44.1 kHz: no two windows alike. */
 static const char *chirp44(void) {
-    return gen("chirp44.wav", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(200*t+300*t*t)):s=44100:d=3' -c:a pcm_s16le");
+    return scratch_ffmpeg("chirp44.wav", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(200*t+300*t*t)):s=44100:d=3' -c:a pcm_s16le");
 }
 
 /* The sine at 44.1 kHz read at 48 kHz. */
@@ -421,7 +347,7 @@ TEST(resample_no_latency) {
     static int16_t x[N];
     memset(x, 0, sizeof x);
     x[4410] = 16384; /* 0.1 s at 44.1 kHz */
-    const char *path = write_wav("click44.wav", 1, 1, 44100, 16, x, sizeof x);
+    const char *path = scratch_wav("click44.wav", 1, 1, 44100, 16, x, sizeof x);
     REQUIRE(path);
     audio_options o = opts(48000);
     size_t n = 0;
@@ -435,7 +361,7 @@ TEST(resample_no_latency) {
     static int16_t y[9600];
     memset(y, 0, sizeof y);
     y[4800] = 16384; /* 0.1 s at 48 kHz, read at 16 kHz */
-    path = write_wav("click48.wav", 1, 1, 48000, 16, y, sizeof y);
+    path = scratch_wav("click48.wav", 1, 1, 48000, 16, y, sizeof y);
     REQUIRE(path);
     o = opts(16000);
     s = load(path, &o, &n);
@@ -446,7 +372,7 @@ TEST(resample_no_latency) {
 }
 
 TEST(silence) {
-    const char *path = gen("silence.wav", "-f lavfi -i anullsrc=r=44100:cl=stereo -t 0.5 -c:a pcm_s16le");
+    const char *path = scratch_ffmpeg("silence.wav", "-f lavfi -i anullsrc=r=44100:cl=stereo -t 0.5 -c:a pcm_s16le");
     audio_options o = opts(48000);
     size_t n = 0;
     float *s = load(path, &o, &n);
@@ -462,8 +388,8 @@ TEST(silence) {
  * ceil(48000 / 44100) = 2, the first exactly at its time). */
 TEST(one_sample) {
     int16_t v = 12345;
-    const char *p48 = write_wav("one48.wav", 1, 1, 48000, 16, &v, sizeof v);
-    const char *p44 = write_wav("one44.wav", 1, 1, 44100, 16, &v, sizeof v);
+    const char *p48 = scratch_wav("one48.wav", 1, 1, 48000, 16, &v, sizeof v);
+    const char *p44 = scratch_wav("one44.wav", 1, 1, 44100, 16, &v, sizeof v);
     REQUIRE(p48 && p44);
     audio_options o = opts(48000);
     size_t n = 0;
@@ -489,7 +415,7 @@ TEST(one_sample) {
 /* An empty data chunk: no samples, CLXP_OK, a buffer all the same. */
 TEST(empty) {
     int16_t none = 0;
-    const char *path = write_wav("empty.wav", 1, 1, 48000, 16, &none, 0);
+    const char *path = scratch_wav("empty.wav", 1, 1, 48000, 16, &none, 0);
     REQUIRE(path);
     audio_options o = opts(48000);
     float *s = NULL;
@@ -562,7 +488,7 @@ TEST(start_duration_resampled) {
     check_window(wav, 16000, 2.0001, 0.5, 1e-6);
     /* AAC in MP4: the same samples but for the AAC decoder itself, whose output after a seek differs by about 1e-5
      * (measured 1.2e-5: its noise substitution state; resampling the decoded PCM is exact as above) */
-    const char *m4a = gen("chirp44.m4a", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(200*t+300*t*t)):s=44100:d=3' -c:a aac");
+    const char *m4a = scratch_ffmpeg("chirp44.m4a", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(200*t+300*t*t)):s=44100:d=3' -c:a aac");
     REQUIRE(m4a);
     check_window(m4a, 48000, 1.3, 0.9, 5e-5);
     check_window(m4a, 48000, 2.05, 0.5, 5e-5);
@@ -591,7 +517,7 @@ TEST(duration_pieces) {
 /* ---- 5. streams ---------------------------------------------------------------------------------------------- */
 
 TEST(video_sound_track) {
-    const char *path = gen("av.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=1 "
+    const char *path = scratch_ffmpeg("av.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=1 "
                                      "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=1' -c:v mpeg4 -c:a aac");
     REQUIRE(path);
     audio_options o = opts(48000);
@@ -615,7 +541,7 @@ TEST(video_sound_track) {
 
 /* Video, then two sound tracks (440 Hz, 1 kHz): "a:1" is the second. */
 TEST(stream_specifier) {
-    const char *path = gen("two.mkv", "-f lavfi -i testsrc=size=64x48:rate=10:duration=1 "
+    const char *path = scratch_ffmpeg("two.mkv", "-f lavfi -i testsrc=size=64x48:rate=10:duration=1 "
                                       "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*440*t):s=48000:d=1' "
                                       "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=22050:d=1' "
                                       "-map 0:v -map 1:a -map 2:a -c:v mpeg4 -c:a pcm_s16le");
@@ -654,7 +580,7 @@ TEST(stream_specifier) {
 }
 
 TEST(no_audio_stream) {
-    const char *path = gen("silent_film.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=0.5 -c:v mpeg4");
+    const char *path = scratch_ffmpeg("silent_film.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=0.5 -c:v mpeg4");
     REQUIRE(path);
     audio_options o = opts(48000);
     audio_reader *r = NULL;
@@ -682,7 +608,7 @@ TEST(nonfinite_samples) {
     x[200] = INFINITY;
     x[300] = -INFINITY;
     x[4000] = NAN;
-    const char *path = write_wav("nan.wav", 3, 1, 48000, 32, x, sizeof x);
+    const char *path = scratch_wav("nan.wav", 3, 1, 48000, 32, x, sizeof x);
     REQUIRE(path);
     static const int rates[] = {48000, 44100, 16000};
     for (int k = 0; k < 3; k++) {
@@ -715,8 +641,8 @@ TEST(nonfinite_samples) {
 /* 2 KB of fixed pseudo-random bytes in the middle of a file. */
 static const char *damaged_copy(const char *good, const char *name) {
     if (!good) return NULL;
-    const char *path = tmp_path(name);
-    if (sh("cp '%s' '%s'", good, path) != 0) return NULL;
+    const char *path = scratch_path(name);
+    if (scratch_sh("cp '%s' '%s'", good, path) != 0) return NULL;
     FILE *f = fopen(path, "r+b");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -773,22 +699,22 @@ static void check_damaged(const char *path) {
 }
 
 TEST(corrupt_middle_mp3) {
-    const char *good = gen("sine4.mp3", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=4' -c:a libmp3lame");
+    const char *good = scratch_ffmpeg("sine4.mp3", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=4' -c:a libmp3lame");
     check_damaged(damaged_copy(good, "bad.mp3"));
 }
 
 TEST(corrupt_middle_adts) {
-    const char *good = gen("sine4.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=4' -c:a aac -f adts");
+    const char *good = scratch_ffmpeg("sine4.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=4' -c:a aac -f adts");
     check_damaged(damaged_copy(good, "bad.aac"));
 }
 
 /* The first AAC frame (ADTS) damaged: the sound starts one frame late, and silence in front keeps the timing (the
  * same length as the intact file, the same samples after the first frames). */
 TEST(damaged_first_packet) {
-    const char *good = gen("sine1.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=1' -c:a aac -f adts");
+    const char *good = scratch_ffmpeg("sine1.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=1' -c:a aac -f adts");
     REQUIRE(good);
-    const char *path = tmp_path("bad_first.aac");
-    REQUIRE(sh("cp '%s' '%s'", good, path) == 0);
+    const char *path = scratch_path("bad_first.aac");
+    REQUIRE(scratch_sh("cp '%s' '%s'", good, path) == 0);
     FILE *f = fopen(path, "r+b");
     REQUIRE(f);
     uint8_t b[32];
@@ -829,11 +755,11 @@ TEST(damaged_first_packet) {
 
 /* An ADTS stream that goes from 44.1 kHz to 22.05 kHz half-way: the resampler follows, the pitch stays. */
 TEST(rate_change) {
-    const char *a = gen("sine1.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=1' -c:a aac -f adts");
-    const char *b = gen("sine22.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=22050:d=1' -c:a aac -f adts");
+    const char *a = scratch_ffmpeg("sine1.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=44100:d=1' -c:a aac -f adts");
+    const char *b = scratch_ffmpeg("sine22.aac", "-f lavfi -i 'aevalsrc=0.5*sin(2*PI*1000*t):s=22050:d=1' -c:a aac -f adts");
     REQUIRE(a && b);
-    const char *path = tmp_path("rates.aac");
-    REQUIRE(sh("cat '%s' '%s' > '%s'", a, b, path) == 0);
+    const char *path = scratch_path("rates.aac");
+    REQUIRE(scratch_sh("cat '%s' '%s' > '%s'", a, b, path) == 0);
     audio_options o = opts(48000);
     size_t na = 0, nb = 0, n = 0;
     float *sa = load(a, &o, &na), *sb = load(b, &o, &nb), *s = load(path, &o, &n);
@@ -854,13 +780,13 @@ TEST(errors) {
     audio_options o = opts(48000);
     audio_reader *r = NULL;
     clxp_error err;
-    const char *missing = tmp_path("missing.wav");
+    const char *missing = scratch_path("missing.wav");
     CHECK_EQ_INT(audio_open(missing, &o, &r, &err), CLXP_ERR_IO);
     CHECK(r == NULL);
     CHECK_CONTAINS(err.msg, missing);
     CHECK_CONTAINS(err.msg, "cannot open");
 
-    const char *text = tmp_path("notes.txt");
+    const char *text = scratch_path("notes.txt");
     FILE *f = fopen(text, "w");
     REQUIRE(f);
     fputs("not a sound\n", f);
@@ -869,7 +795,7 @@ TEST(errors) {
     CHECK_CONTAINS(err.msg, text);
 
     int16_t v = 1;
-    const char *wav = write_wav("options.wav", 1, 1, 48000, 16, &v, sizeof v);
+    const char *wav = scratch_wav("options.wav", 1, 1, 48000, 16, &v, sizeof v);
     REQUIRE(wav);
     CHECK_EQ_INT(audio_open(wav, NULL, &r, &err), CLXP_ERR_INVALID);
     o.sample_rate = 0;
@@ -933,19 +859,7 @@ TEST(interrupt) {
 int main(void) {
     av_log_set_level(AV_LOG_QUIET); /* the damaged files make the decoders talk; clxp's warnings are checked */
     clxp_set_log_callback(capture_log, NULL, CLXP_LOG_WARN);
-    const char *t = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/clxp-audio-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        printf("FAIL setup\n  mkdtemp(%s): %s\n", g_dir, strerror(errno));
-        tests_failed++;
-        return test_summary();
-    }
-    if (sh("ffmpeg -hide_banner -version >/dev/null 2>&1") != 0) {
-        printf("FAIL setup\n  the ffmpeg tool is needed (scripts/install-deps.sh installs it)\n");
-        tests_failed++;
-        rmdir(g_dir);
-        return test_summary();
-    }
+    if (!scratch_init("audio")) return test_summary();
     RUN(golden_wav_exact);
     RUN(downmix_stereo_mean);
     RUN(downmix_six_channels);
@@ -969,6 +883,6 @@ int main(void) {
     RUN(errors);
     RUN(load_limit);
     RUN(interrupt);
-    sh("rm -rf '%s'", g_dir);
+    scratch_cleanup();
     return test_summary();
 }

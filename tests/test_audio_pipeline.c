@@ -29,6 +29,7 @@
 #include <libavutil/log.h>
 
 #include "clxp.h"
+#include "scratch.h"
 #include "test.h"
 
 #define RATE 48000
@@ -40,82 +41,8 @@
 
 static clxp_model *g_unf, *g_fus, *g_clip; /* clap-tiny-unfused (rand_trunc), clap-tiny-fused, a CLIP model */
 static clxp_labelbank *g_bank_unf, *g_bank_fus, *g_bank_clip;
-static char g_dir[512];
 
 /* ---- helpers: shell, files ------------------------------------------------------------------------------------ */
-
-/* Run a shell command; returns its exit status (-1 if it could not run). Prints the command when it fails. */
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof cmd) return -1;
-    fflush(stdout);
-    int st = system(cmd);
-    int rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rc != 0) printf("  command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-/* Path of a file in the test directory (8 rotating buffers, so several can be held at once). */
-static const char *tmp_path(const char *name) {
-    static char buf[8][1024];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", g_dir, name);
-    return b;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-#define FFMPEG "ffmpeg -nostdin -hide_banner -loglevel error -y "
-
-/* A file made with the ffmpeg tool on first use ("ffmpeg <args> <dir>/<name>"); its path, or NULL. */
-static const char *gen(const char *name, const char *args) {
-    const char *path = tmp_path(name);
-    if (file_exists(path)) return path;
-    if (sh(FFMPEG "%s '%s'", args, path) != 0 || !file_exists(path)) return NULL;
-    return path;
-}
-
-static void put16(FILE *f, unsigned v) {
-    fputc((int)(v & 0xff), f);
-    fputc((int)((v >> 8) & 0xff), f);
-}
-
-static void put32(FILE *f, uint32_t v) {
-    put16(f, v & 0xffff);
-    put16(f, v >> 16);
-}
-
-/* A RIFF/WAVE file: format tag 1 (PCM) or 3 (IEEE float), interleaved little-endian sample data. */
-static const char *write_wav(const char *name, int tag, int channels, int rate, int bits, const void *data,
-                             size_t bytes) {
-    const char *path = tmp_path(name);
-    FILE *f = fopen(path, "wb");
-    if (!f) return NULL;
-    int align = channels * bits / 8;
-    fwrite("RIFF", 1, 4, f);
-    put32(f, (uint32_t)(36 + bytes + (bytes & 1)));
-    fwrite("WAVEfmt ", 1, 8, f);
-    put32(f, 16);
-    put16(f, (unsigned)tag);
-    put16(f, (unsigned)channels);
-    put32(f, (uint32_t)rate);
-    put32(f, (uint32_t)(rate * align));
-    put16(f, (unsigned)align);
-    put16(f, (unsigned)bits);
-    fwrite("data", 1, 4, f);
-    put32(f, (uint32_t)bytes);
-    int ok = bytes == 0 || fwrite(data, 1, bytes, f) == bytes; /* the test machines are little-endian */
-    if (bytes & 1) fputc(0, f);
-    return fclose(f) == 0 && ok ? path : NULL;
-}
 
 /* PCM s16le mono WAV -> float samples v / 32768.0f (how the goldens decode their inputs); NULL if not such a file.
  * *rate_out receives the sample rate. */
@@ -183,7 +110,7 @@ static const char *wav48(const char *name, size_t n, float **samples) {
         pcm[i] = to_s16(0.5 * (sig_left(t) + sig_right(t)));
         if (s) s[i] = (float)pcm[i] / 32768.0f;
     }
-    const char *path = write_wav(name, 1, 1, RATE, 16, pcm, n * sizeof *pcm);
+    const char *path = scratch_wav(name, 1, 1, RATE, 16, pcm, n * sizeof *pcm);
     free(pcm);
     if (samples) {
         if (path) *samples = s;
@@ -437,7 +364,7 @@ static void check_golden(clxp_model *m, const char *dir, const char *const *inpu
     }
     const char *labels[MAX_CLASSES];
     int keep[MAX_CLASSES], L = 0;
-    const char *lpath = tmp_path("golden_labels.txt");
+    const char *lpath = scratch_path("golden_labels.txt");
     FILE *lf = fopen(lpath, "wb");
     for (int j = 0; j < P; j++) {
         const char *s = cJSON_GetStringValue(cJSON_GetArrayItem(prompts, j));
@@ -745,7 +672,7 @@ TEST(resampled_44k_stereo) {
         pcm[2 * i] = to_s16(sig_left(t));
         pcm[2 * i + 1] = to_s16(sig_right(t));
     }
-    const char *p44 = write_wav("s44.wav", 1, 2, 44100, 16, pcm, 2 * n * sizeof *pcm);
+    const char *p44 = scratch_wav("s44.wav", 1, 2, 44100, 16, pcm, 2 * n * sizeof *pcm);
     free(pcm);
     REQUIRE(p44);
     char p44_path[1024];
@@ -782,7 +709,7 @@ TEST(resampled_44k_stereo) {
 TEST(silence) {
     int16_t *pcm = calloc(5 * RATE, sizeof *pcm);
     REQUIRE(pcm);
-    const char *path = write_wav("silence.wav", 1, 1, RATE, 16, pcm, 5 * RATE * sizeof *pcm);
+    const char *path = scratch_wav("silence.wav", 1, 1, RATE, 16, pcm, 5 * RATE * sizeof *pcm);
     free(pcm);
     REQUIRE(path);
     clxp_error err;
@@ -798,7 +725,7 @@ TEST(silence) {
 
 TEST(one_sample) {
     const int16_t v = 12345;
-    const char *path = write_wav("one.wav", 1, 1, RATE, 16, &v, sizeof v);
+    const char *path = scratch_wav("one.wav", 1, 1, RATE, 16, &v, sizeof v);
     REQUIRE(path);
     clxp_error err;
     for (int model = 0; model < 2; model++) {
@@ -820,7 +747,7 @@ TEST(one_sample) {
 
 /* A WAV without samples: no window, no crash. (clxp_encode_audio_files calls it a format error.) */
 TEST(empty_file) {
-    const char *path = write_wav("empty.wav", 1, 1, RATE, 16, NULL, 0);
+    const char *path = scratch_wav("empty.wav", 1, 1, RATE, 16, NULL, 0);
     REQUIRE(path);
     clxp_error err;
     collect *c;
@@ -839,8 +766,8 @@ TEST(empty_file) {
 /* 2 KB of fixed pseudo-random bytes in the middle of a copy of good. */
 static const char *damaged_copy(const char *good, const char *name) {
     if (!good) return NULL;
-    const char *path = tmp_path(name);
-    if (sh("cp '%s' '%s'", good, path) != 0) return NULL;
+    const char *path = scratch_path(name);
+    if (scratch_sh("cp '%s' '%s'", good, path) != 0) return NULL;
     FILE *f = fopen(path, "r+b");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
@@ -901,12 +828,12 @@ static void check_damaged(const char *good, const char *name) {
 }
 
 TEST(corrupt_middle_mp3) {
-    check_damaged(gen("tone25.mp3", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(300+40*t)*t):s=44100:d=25' -c:a libmp3lame"),
+    check_damaged(scratch_ffmpeg("tone25.mp3", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(300+40*t)*t):s=44100:d=25' -c:a libmp3lame"),
                   "bad25.mp3");
 }
 
 TEST(corrupt_middle_adts) {
-    check_damaged(gen("tone25.aac", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(300+40*t)*t):s=48000:d=25' -c:a aac -f adts"),
+    check_damaged(scratch_ffmpeg("tone25.aac", "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(300+40*t)*t):s=48000:d=25' -c:a aac -f adts"),
                   "bad25.aac");
 }
 
@@ -980,7 +907,7 @@ TEST(crop_rand_trunc_centre) {
 /* A video with a sound track (stream 0 video, stream 1 AAC audio, 3 s): a CLAP model classifies the sound (stream
  * 1), a CLIP model the frames (stream 0). */
 TEST(video_with_audio) {
-    const char *p = gen("av.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=3 "
+    const char *p = scratch_ffmpeg("av.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=3 "
                                   "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*(300+100*t)*t):s=48000:d=3' "
                                   "-c:v mpeg4 -q:v 5 -c:a aac");
     REQUIRE(p);
@@ -1026,7 +953,7 @@ TEST(video_with_audio) {
 
 /* Stream selection: video 0, audio 1 (a tone), audio 2 (silence); "a:1" is stream 2, a video stream is refused. */
 TEST(audio_stream_select) {
-    const char *p = gen("two_audio.mkv", "-f lavfi -i testsrc=size=64x48:rate=10:duration=2 "
+    const char *p = scratch_ffmpeg("two_audio.mkv", "-f lavfi -i testsrc=size=64x48:rate=10:duration=2 "
                                          "-f lavfi -i 'aevalsrc=0.4*sin(2*PI*440*t):s=48000:d=2' "
                                          "-f lavfi -i 'anullsrc=r=44100:cl=stereo' -t 2 "
                                          "-map 0:v -map 1:a -map 2:a -c:v mpeg4 -q:v 5 -c:a pcm_s16le");
@@ -1064,7 +991,7 @@ TEST(audio_stream_select) {
 
 /* A CLAP model on a video without sound. */
 TEST(no_audio_stream) {
-    const char *p = gen("silent_film.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=0.5 -c:v mpeg4");
+    const char *p = scratch_ffmpeg("silent_film.mp4", "-f lavfi -i testsrc=size=64x48:rate=10:duration=0.5 -c:v mpeg4");
     REQUIRE(p);
     clxp_error err;
     collect *c;
@@ -1106,7 +1033,7 @@ TEST(clip_on_audio) {
 TEST(video_options_rejected) {
     const char *p = wav48("w3.wav", 3 * RATE, NULL);
     REQUIRE(p);
-    const char *bx = tmp_path("boxes.jsonl");
+    const char *bx = scratch_path("boxes.jsonl");
     FILE *f = fopen(bx, "wb");
     REQUIRE(f);
     fputs("{\"frame\": 0, \"boxes\": [{\"x\": 0, \"y\": 0, \"w\": 4, \"h\": 4}]}\n", f);
@@ -1154,10 +1081,10 @@ TEST(nonfinite_samples) {
     x[at[2]] = -INFINITY;
     x[at[3]] = NAN;
     for (int i = 0; i < 4; i++) z[at[i]] = 0;
-    const char *p = write_wav("nan.wav", 3, 1, RATE, 32, x, n * sizeof *x);
+    const char *p = scratch_wav("nan.wav", 3, 1, RATE, 32, x, n * sizeof *x);
     char nan_path[1024];
     snprintf(nan_path, sizeof nan_path, "%s", p ? p : "");
-    const char *pz = write_wav("zeros.wav", 3, 1, RATE, 32, z, n * sizeof *z);
+    const char *pz = scratch_wav("zeros.wav", 3, 1, RATE, 32, z, n * sizeof *z);
     free(x);
     free(z);
     REQUIRE(p && pz);
@@ -1218,19 +1145,7 @@ TEST(categories_bank) {
 int main(void) {
     av_log_set_level(AV_LOG_QUIET); /* the damaged files make the decoders talk; clxp's warnings are checked */
     clxp_set_log_callback(capture_log, NULL, CLXP_LOG_WARN);
-    const char *t = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/clxp-audio-pipeline-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        printf("FAIL setup\n  mkdtemp(%s): %s\n", g_dir, strerror(errno));
-        tests_failed++;
-        return test_summary();
-    }
-    if (sh("ffmpeg -hide_banner -version >/dev/null 2>&1") != 0) {
-        printf("FAIL setup\n  the ffmpeg tool is needed (scripts/install-deps.sh installs it)\n");
-        tests_failed++;
-        rmdir(g_dir);
-        return test_summary();
-    }
+    if (!scratch_init("audio-pipeline")) return test_summary();
     clxp_error err;
     /* One inference thread: idle OpenMP workers spinning would starve the decoding thread on small machines. */
     clxp_load_options lo = {.n_threads = 1, .precision = CLXP_PRECISION_FP32};
@@ -1281,6 +1196,6 @@ int main(void) {
         clxp_labelbank_free(*banks[i]);
         clxp_model_free(*models[i]);
     }
-    sh("rm -rf '%s'", g_dir);
+    scratch_cleanup();
     return test_summary();
 }

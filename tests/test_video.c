@@ -23,6 +23,7 @@
 #include <libavutil/log.h>
 
 #include "clxp.h"
+#include "scratch.h"
 #include "test.h"
 
 #define N_LABELS 3
@@ -30,39 +31,9 @@
 
 static clxp_model *g_model;
 static clxp_labelbank *g_bank;
-static char g_dir[512];
 static int g_have_x264;
 
 /* ---- helpers: shell, files ---------------------------------------------------------------------------- */
-
-/* Run a shell command; returns its exit status (-1 if it could not run). Prints the command when it fails. */
-__attribute__((format(printf, 1, 2))) static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof cmd) return -1;
-    fflush(stdout);
-    int st = system(cmd);
-    int rc = st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    if (rc != 0) printf("  command failed (%d): %s\n", rc, cmd);
-    return rc;
-}
-
-/* Path of a file in the test directory (8 rotating buffers, so several can be held at once). */
-static const char *tmp_path(const char *name) {
-    static char buf[8][1024];
-    static int next;
-    char *b = buf[next++ % 8];
-    snprintf(b, sizeof buf[0], "%s/%s", g_dir, name);
-    return b;
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
 
 static long file_size(const char *path) {
     struct stat st;
@@ -154,20 +125,20 @@ static const char *input(const char *name) {
         if (g_input_path[i][0]) return g_input_path[i];
         if (g->dep && !input(g->dep)) return NULL;
         char path[1024], args[2048];
-        snprintf(path, sizeof path, "%s/%s", g_dir, name);
+        snprintf(path, sizeof path, "%s/%s", scratch_dir(), name);
         const char *codec = g_have_x264 ? x264_gop25 : mpeg4_gop25;
         /* expand %s (the directory) and %C (the GOP-25 codec options) */
         size_t o = 0;
         for (const char *p = g->args; *p && o + 600 < sizeof args; p++) {
             if (p[0] == '%' && (p[1] == 's' || p[1] == 'C')) {
-                o += (size_t)snprintf(args + o, sizeof args - o, "%s", p[1] == 's' ? g_dir : codec);
+                o += (size_t)snprintf(args + o, sizeof args - o, "%s", p[1] == 's' ? scratch_dir() : codec);
                 p++;
             } else {
                 args[o++] = *p;
             }
         }
         args[o] = '\0';
-        if (sh(FFMPEG "%s '%s'", args, path) != 0 || !file_exists(path)) return NULL;
+        if (scratch_sh(FFMPEG "%s '%s'", args, path) != 0 || !scratch_exists(path)) return NULL;
         memcpy(g_input_path[i], path, sizeof path);
         return g_input_path[i];
     }
@@ -317,11 +288,11 @@ static double mean_abs_diff(const uint8_t *a, const uint8_t *b, size_t n) {
 
 /* The first frame as the ffmpeg tool shows it (autorotation, filters in vf), RGB24; NULL on failure. */
 static uint8_t *ffmpeg_first_frame(const char *path, const char *vf, int w, int h) {
-    const char *raw = tmp_path("oracle.rgb");
+    const char *raw = scratch_path("oracle.rgb");
     char vfopt[256] = "";
     if (vf) snprintf(vfopt, sizeof vfopt, "-vf '%s'", vf);
     /* swscale flags close to the pipeline's RGB conversion (media/image.c): measured 0.9 to 1.6 levels apart */
-    if (sh(FFMPEG "-i '%s' %s -sws_flags bilinear+accurate_rnd+full_chroma_int+full_chroma_inp+bitexact "
+    if (scratch_sh(FFMPEG "-i '%s' %s -sws_flags bilinear+accurate_rnd+full_chroma_int+full_chroma_inp+bitexact "
                   "-frames:v 1 -f rawvideo -pix_fmt rgb24 '%s'",
            path, vfopt, raw) != 0)
         return NULL;
@@ -832,8 +803,8 @@ static const char *damaged_input(void) {
     const char *good = input("ts.ts");
     if (!good) return NULL;
     char path[1024];
-    snprintf(path, sizeof path, "%s/bad.ts", g_dir);
-    if (sh("cp '%s' '%s'", good, path) != 0 || !damage(path)) return NULL;
+    snprintf(path, sizeof path, "%s/bad.ts", scratch_dir());
+    if (scratch_sh("cp '%s' '%s'", good, path) != 0 || !damage(path)) return NULL;
     memcpy(bad, path, sizeof bad);
     return bad;
 }
@@ -942,7 +913,7 @@ TEST(frames_vs_images) {
     for (int i = 0; i < c->n; i++) {
         char f[64];
         snprintf(f, sizeof f, "frame%02d.ppm", i);
-        snprintf(names[i], sizeof names[i], "%s", tmp_path(f));
+        snprintf(names[i], sizeof names[i], "%s", scratch_path(f));
         paths[i] = names[i];
         CHECK(c->r[i].rgb && write_ppm(paths[i], c->r[i].rgb, c->r[i].width, c->r[i].height));
     }
@@ -997,7 +968,7 @@ TEST(frames_vs_images) {
 TEST(boxes) {
     const char *in = input("cfr.mp4");
     REQUIRE(in);
-    const char *bx = tmp_path("boxes.jsonl");
+    const char *bx = scratch_path("boxes.jsonl");
     REQUIRE(write_text(bx,
                        "{\"frame\": 0, \"boxes\": [{\"x\": 8, \"y\": 4, \"w\": 16, \"h\": 12, \"label\": \"person\", "
                        "\"score\": 0.9}, {\"x\": 50, \"y\": 40, \"w\": 30, \"h\": 30, \"label\": \"person\"}, "
@@ -1220,17 +1191,11 @@ TEST(vf_invalid_message) {
 int main(void) {
     av_log_set_level(AV_LOG_QUIET); /* the damaged file makes the decoder talk; clxp's warnings are checked */
     clxp_set_log_callback(capture_log, NULL, CLXP_LOG_WARN);
-    const char *t = getenv("TMPDIR");
-    snprintf(g_dir, sizeof g_dir, "%s/clxp-video-XXXXXX", t && *t ? t : "/tmp");
-    if (!mkdtemp(g_dir)) {
-        printf("FAIL setup\n  mkdtemp(%s): %s\n", g_dir, strerror(errno));
+    if (!scratch_init("video")) return test_summary();
+    if (scratch_sh("ffprobe -hide_banner -version >/dev/null 2>&1") != 0) {
+        printf("FAIL setup\n  the ffprobe tool is needed (scripts/install-deps.sh installs it)\n");
         tests_failed++;
-        return test_summary();
-    }
-    if (sh("ffmpeg -hide_banner -version >/dev/null 2>&1 && ffprobe -hide_banner -version >/dev/null 2>&1") != 0) {
-        printf("FAIL setup\n  the ffmpeg and ffprobe tools are needed (scripts/install-deps.sh installs them)\n");
-        tests_failed++;
-        rmdir(g_dir);
+        scratch_cleanup();
         return test_summary();
     }
     g_have_x264 = system("ffmpeg -hide_banner -encoders 2>/dev/null | grep -q libx264") == 0;
@@ -1275,6 +1240,6 @@ int main(void) {
     }
     clxp_labelbank_free(g_bank);
     clxp_model_free(g_model);
-    sh("rm -rf '%s'", g_dir);
+    scratch_cleanup();
     return test_summary();
 }
