@@ -30,6 +30,7 @@
 
 #include "clxp.h"
 #include "scratch.h"
+#include "golden.h"
 #include "test.h"
 
 #define RATE 48000
@@ -43,45 +44,6 @@ static clxp_model *g_unf, *g_fus, *g_clip; /* clap-tiny-unfused (rand_trunc), cl
 static clxp_labelbank *g_bank_unf, *g_bank_fus, *g_bank_clip;
 
 /* ---- helpers: shell, files ------------------------------------------------------------------------------------ */
-
-/* PCM s16le mono WAV -> float samples v / 32768.0f (how the goldens decode their inputs); NULL if not such a file.
- * *rate_out receives the sample rate. */
-static float *read_wav_mono16(const char *path, size_t *n_out, int *rate_out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    uint8_t hdr[12], ck[8];
-    float *out = NULL;
-    int fmt_ok = 0;
-    if (fread(hdr, 1, 12, f) != 12 || memcmp(hdr, "RIFF", 4) != 0 || memcmp(hdr + 8, "WAVE", 4) != 0) goto done;
-    while (fread(ck, 1, 8, f) == 8) {
-        uint32_t sz = (uint32_t)ck[4] | (uint32_t)ck[5] << 8 | (uint32_t)ck[6] << 16 | (uint32_t)ck[7] << 24;
-        if (memcmp(ck, "fmt ", 4) == 0 && sz >= 16 && sz < 256) {
-            uint8_t d[256];
-            if (fread(d, 1, sz, f) != sz) break;
-            *rate_out = (int)((uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24);
-            fmt_ok = (d[0] | d[1] << 8) == 1 && (d[2] | d[3] << 8) == 1 && (d[14] | d[15] << 8) == 16;
-            if (sz & 1) fgetc(f);
-        } else if (memcmp(ck, "data", 4) == 0 && fmt_ok) {
-            size_t n = sz / 2;
-            uint8_t *raw = malloc(sz + 1);
-            out = malloc((n ? n : 1) * sizeof *out);
-            if (raw && out && fread(raw, 1, sz, f) == sz) {
-                for (size_t i = 0; i < n; i++) out[i] = (float)(int16_t)(raw[2 * i] | raw[2 * i + 1] << 8) / 32768.0f;
-                *n_out = n;
-            } else {
-                free(out);
-                out = NULL;
-            }
-            free(raw);
-            break;
-        } else if (fseek(f, (long)(sz + (sz & 1)), SEEK_CUR) != 0) {
-            break;
-        }
-    }
-done:
-    fclose(f);
-    return out;
-}
 
 /* ---- helpers: test signals ------------------------------------------------------------------------------------ */
 
@@ -404,7 +366,7 @@ static void check_golden(clxp_model *m, const char *dir, const char *const *inpu
         snprintf(wav_path, sizeof wav_path, "%s", wav);
         size_t n = 0;
         int rate = 0;
-        float *s = read_wav_mono16(wav_path, &n, &rate);
+        float *s = golden_read_wav(wav_path, &n, &rate);
         if (!s) printf("  %s: not a PCM s16 mono WAV\n", wav_path);
         REQUIRE(s);
         CHECK_EQ_INT(rate, RATE);

@@ -8,6 +8,7 @@
 #include "io/safetensors.h"
 #include "models/clip.h"
 #include "nn/ops.h"
+#include "golden.h"
 #include "test.h"
 
 #define REL_TOL 1e-4    /* hidden states, pooled outputs, unnormalised embeddings, logits */
@@ -21,18 +22,6 @@ typedef struct {
     int seen, bad;
     double worst_rel;
 } hook_ctx;
-
-static float *golden_f32(const st_file *g, const char *name, int64_t *numel) {
-    const st_tensor *t = st_find(g, name);
-    if (!t) return NULL;
-    float *p = malloc((size_t)t->numel * sizeof *p);
-    if (p && st_to_f32(t, p, NULL) != CLXP_OK) {
-        free(p);
-        return NULL;
-    }
-    if (numel) *numel = t->numel;
-    return p;
-}
 
 /* Compares a [B, T, D] (or [B, D]) tensor against the golden one; text tensors only at unmasked positions
  * (the reference's hidden states at padded positions depend on its padding mask details). */

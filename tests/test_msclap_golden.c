@@ -28,6 +28,7 @@
 #include "models/msclap.h"
 #include "nn/gemm.h"
 #include "nn/ops.h"
+#include "golden.h"
 #include "test.h"
 #include "text/tokenizer.h"
 #include "util/fileio.h"
@@ -42,59 +43,6 @@
 #define CONTEXT 77
 
 /* ---- helpers ------------------------------------------------------------------------------------------------------ */
-
-static float *read_wav(const char *path, size_t *n_out, int *rate_out) {
-    char *buf = NULL;
-    size_t len = 0;
-    clxp_error err;
-    if (clxp_read_file(path, (size_t)1 << 30, &buf, &len, &err) != CLXP_OK) {
-        printf("  %s\n", err.msg);
-        return NULL;
-    }
-    const unsigned char *p = (const unsigned char *)buf;
-    float *out = NULL;
-    int fmt_ok = 0, rate = 0;
-    if (len < 12 || memcmp(p, "RIFF", 4) != 0 || memcmp(p + 8, "WAVE", 4) != 0) goto done;
-    for (size_t off = 12; off + 8 <= len;) {
-        uint32_t sz =
-            (uint32_t)p[off + 4] | (uint32_t)p[off + 5] << 8 | (uint32_t)p[off + 6] << 16 | (uint32_t)p[off + 7] << 24;
-        const unsigned char *d = p + off + 8;
-        if (sz > len - off - 8) break;
-        if (memcmp(p + off, "fmt ", 4) == 0 && sz >= 16) {
-            int format = d[0] | d[1] << 8, ch = d[2] | d[3] << 8, bits = d[14] | d[15] << 8;
-            rate = (int)((uint32_t)d[4] | (uint32_t)d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24);
-            fmt_ok = format == 1 && ch == 1 && bits == 16;
-        } else if (memcmp(p + off, "data", 4) == 0 && fmt_ok) {
-            size_t n = sz / 2;
-            out = malloc((n ? n : 1) * sizeof *out);
-            for (size_t i = 0; out && i < n; i++) out[i] = (float)(int16_t)(d[2 * i] | d[2 * i + 1] << 8) / 32768.0f;
-            *n_out = n;
-            *rate_out = rate;
-            break;
-        }
-        off += 8 + sz + (sz & 1);
-    }
-done:
-    free(buf);
-    return out;
-}
-
-static float *golden_f32(const st_file *g, const char *name) {
-    const st_tensor *t = st_find(g, name);
-    if (!t) return NULL;
-    float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof *p);
-    if (p && st_to_f32(t, p, NULL) != CLXP_OK) {
-        free(p);
-        return NULL;
-    }
-    return p;
-}
-
-static int64_t golden_i64(const st_tensor *t, int64_t i) {
-    int64_t v = 0;
-    if (t->dtype == ST_I64) memcpy(&v, (const char *)t->data + 8 * i, 8);
-    return v;
-}
 
 /* The original batch items a golden tensor holds ("items:<name>" metadata of trim_golden, else all). */
 static int golden_items(const st_file *g, const st_tensor *t, int *items) {
@@ -137,7 +85,7 @@ static void compare_hook(void *vctx, const char *name, const float *data, int nd
     if (!t) return;
     int items[MAX_ITEMS];
     int ni = golden_items(c->gold, t, items);
-    float *ref = golden_f32(c->gold, name);
+    float *ref = golden_f32(c->gold, name, NULL);
     size_t cap = (size_t)(t->numel ? t->numel : 1);
     float *a = malloc(cap * sizeof *a), *b = malloc(cap * sizeof *b);
     size_t n = 0;
@@ -278,7 +226,7 @@ static void check_checkpoint(const char *wpath, const char *dir) {
         int bad = 0;
         for (int t = 0; t < n && t < lids->shape[1]; t++) bad += lid[t] != golden_i64(lids, t) || lm[t] != 1;
         CHECK_EQ_INT(bad, 0);
-        float *ge = golden_f32(g, "extra.long_prompt.text_embeds_unnormalized");
+        float *ge = golden_f32(g, "extra.long_prompt.text_embeds_unnormalized", NULL);
         REQUIRE(ge && Pj <= 64);
         CHECK(msclap_encode_tokens(m, lid, lm, 1, n, lemb, NULL, NULL, &err) == CLXP_OK);
         test_diff d = test_compare(lemb, ge, (size_t)Pj);
@@ -298,7 +246,7 @@ static void check_checkpoint(const char *wpath, const char *dir) {
     const size_t per = (size_t)Tf * Fm;
     float *feats = malloc((size_t)B * per * sizeof *feats);
     const st_tensor *gl = st_find(g, "audio.logmel");
-    float *glog = gl ? golden_f32(g, "audio.logmel") : NULL;
+    float *glog = gl ? golden_f32(g, "audio.logmel", NULL) : NULL;
     int gl_items[MAX_ITEMS], gl_n = gl ? golden_items(g, gl, gl_items) : 0;
     int have[MAX_ITEMS], nh = 0; /* the clips whose WAV file is there (tests/data keeps one), in manifest order */
     for (int i = 0; i < B; i++) {
@@ -308,7 +256,7 @@ static void check_checkpoint(const char *wpath, const char *dir) {
         if (!clxp_is_file(path)) continue;
         size_t n = 0;
         int rate = 0;
-        float *wave = read_wav(path, &n, &rate);
+        float *wave = golden_read_wav(path, &n, &rate);
         REQUIRE(wave);
         CHECK_EQ_INT(n, cJSON_GetObjectItem(in, "num_samples")->valueint);
         const int slot = nh;
@@ -320,7 +268,7 @@ static void check_checkpoint(const char *wpath, const char *dir) {
         if (i == 1 && st_find(g, "audio.spectrogram.1")) {
             const int K = msclap_fe_bins(m->fe);
             float *win = malloc((size_t)cfg->fe.window_samples * sizeof *win), *pw = malloc((size_t)Tf * K * sizeof *pw);
-            float *gp = golden_f32(g, "audio.spectrogram.1");
+            float *gp = golden_f32(g, "audio.spectrogram.1", NULL);
             CHECK(msclap_fe_prepare(m->fe, wave, n, -1, win, NULL, &err) == CLXP_OK);
             CHECK(msclap_fe_power(m->fe, win, pw, &err) == CLXP_OK);
             test_diff d = test_compare(pw, gp, (size_t)Tf * K);
@@ -372,13 +320,13 @@ static void check_checkpoint(const char *wpath, const char *dir) {
     CHECK(tc.seen >= 4);
 
     /* ---- scores */
-    float *gs = golden_f32(g, "logit_scale_exp");
+    float *gs = golden_f32(g, "logit_scale_exp", NULL);
     REQUIRE(gs);
     CHECK_NEAR(msclap_logit_scale(m), gs[0], 1e-6 * gs[0]);
     nn_l2_normalize(aemb, nh, Pj);
     nn_l2_normalize(temb, P, Pj);
-    float *ga0 = golden_f32(g, "audio_embeds"), *gt = golden_f32(g, "text_embeds");
-    float *gsim0 = golden_f32(g, "similarity"), *gp0 = golden_f32(g, "probs_per_audio");
+    float *ga0 = golden_f32(g, "audio_embeds", NULL), *gt = golden_f32(g, "text_embeds", NULL);
+    float *gsim0 = golden_f32(g, "similarity", NULL), *gp0 = golden_f32(g, "probs_per_audio", NULL);
     REQUIRE(ga0 && gt && gsim0 && gp0);
     /* the reference rows of the clips run here */
     float *ga = malloc((size_t)nh * Pj * sizeof *ga), *gsim = malloc((size_t)nh * P * sizeof *gsim);
@@ -587,7 +535,7 @@ TEST(api_bundled) {
         const char *texts[MAX_ITEMS];
         for (int k = 0; k < P; k++) texts[k] = cJSON_GetArrayItem(pl, k)->valuestring;
         float *te = malloc((size_t)P * 20 * sizeof *te), ae[20];
-        float *gt = golden_f32(g, "text_embeds"), *ga = golden_f32(g, "audio_embeds");
+        float *gt = golden_f32(g, "text_embeds", NULL), *ga = golden_f32(g, "audio_embeds", NULL);
         CHECK(clxp_encode_texts(m, texts, P, te, &err) == CLXP_OK);
         test_diff dt = test_compare(te, gt, (size_t)P * 20);
         snprintf(path, sizeof path, "%s/golden/inputs/c_clicks_0p37s.wav", d);
