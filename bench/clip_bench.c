@@ -41,6 +41,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "api/internal.h"
 #include "io/clip_config.h"
 #include "io/safetensors_write.h"
@@ -50,16 +51,7 @@
 
 /* ---- random weights --------------------------------------------------------------------------------- */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-static double rng_uniform(void) { return ((double)(rng_next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
+static double rng_uniform(void) { return ((double)(bench_rng_next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
 
 /* n samples of N(0, sd^2) (Box-Muller). */
 static void fill_normal(float *x, size_t n, float sd) {
@@ -275,13 +267,8 @@ static void remove_model_dir(const char *dir) {
 
 typedef int (*bench_fn)(void *ctx); /* returns 1 on success */
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median_of(double *v, int n) {
-    qsort(v, (size_t)n, sizeof v[0], cmp_double);
+    qsort(v, (size_t)n, sizeof v[0], bench_cmp_double);
     return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
 }
 
@@ -338,24 +325,6 @@ static int measure(bench_fn fn, void *ctx, int warm, int reps, double min_time, 
     out->median = median_of(t, n);
     out->best = t[0]; /* sorted now */
     return 1;
-}
-
-/* CPU seconds used by everything on the machine (/proc/stat; idle and iowait excluded) and by this process. */
-static double machine_busy_s(void) {
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long v[8] = {0};
-    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                       &v[6], &v[7])
-              : 0;
-    if (f) fclose(f);
-    if (n < 4) return -1;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* ---- FLOP counts (multiply-add = 2 FLOPs; elementwise ops, LayerNorm, softmax and biases ignored) -------- */
@@ -416,7 +385,7 @@ static int make_prompts(const clip_model *m, int B, int T, int len, int32_t *ids
         int32_t *r = ids + (size_t)b * T, *k = mask + (size_t)b * T;
         for (int t = 0; t < T; t++) {
             if (t == 0) r[t] = bos;
-            else if (t < len - 1) r[t] = 256 + (int32_t)(rng_next() % (uint64_t)(bos - 256));
+            else if (t < len - 1) r[t] = 256 + (int32_t)(bench_rng_next() % (uint64_t)(bos - 256));
             else r[t] = eos;
             k[t] = t < len;
         }
@@ -554,7 +523,7 @@ static int child_measure(const char *dir, const config_entry *ce, int prec, cons
     }
     fill_normal(A, (size_t)Mg * maxK, 1.0f);
     fill_normal(W, maxN * maxK, 0.02f);
-    const double busy0 = machine_busy_s(), self0 = self_cpu_s(), wall0 = omp_get_wtime();
+    const double busy0 = bench_machine_busy_s(), self0 = bench_cpu_s(0), wall0 = omp_get_wtime();
 
     /* GEMM peaks: the precision's packed matmul (what the towers run), and dnnl_sgemm for reference */
     double flops[4];
@@ -648,7 +617,7 @@ static int child_measure(const char *dir, const config_entry *ce, int prec, cons
             R->bank_s = best;
         }
     }
-    const double busy1 = machine_busy_s(), self1 = self_cpu_s(), wall1 = omp_get_wtime();
+    const double busy1 = bench_machine_busy_s(), self1 = bench_cpu_s(0), wall1 = omp_get_wtime();
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     R->foreign = busy0 < 0 || busy1 < 0 || ncpu < 1 ? -1
                                                     : ((busy1 - busy0) - (self1 - self0)) / ((wall1 - wall0) * ncpu);
@@ -806,30 +775,10 @@ typedef struct {
 
 static const char *prec_name(int p) { return p == NN_BF16 ? "bf16" : "fp32"; }
 
-static void cpu_model(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            const char *v = strchr(line, ':');
-            if (v) {
-                v++;
-                while (*v == ' ') v++;
-                snprintf(buf, n, "%s", v);
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
 static void print_table(const config_result *C, int n, const options *opt, int threads) {
     const dnnl_version_t *ver = dnnl_version();
     char cpu[256];
-    cpu_model(cpu, sizeof cpu);
+    bench_cpu_model(cpu, sizeof cpu);
     printf("clxp benchmark: CLIP towers, real configurations, random weights\n");
     printf("  cpu      %s, %d thread%s, oneDNN %d.%d.%d isa %s (bf16 native: %s)\n", cpu, threads,
            threads == 1 ? "" : "s", ver->major, ver->minor, ver->patch, nn_cpu_isa(), nn_cpu_has_bf16() ? "yes" : "no");

@@ -49,6 +49,7 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 
+#include "bench_common.h"
 #include "api/internal.h"
 #include "io/clap_config.h"
 #include "io/clip_config.h"
@@ -80,34 +81,20 @@ static double now_s(void) {
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 /* Median of v[0..n) (v is left unchanged). */
 static double median(const double *v, int n) {
     double t[MAX_REPS > 200 ? MAX_REPS : 200];
     if (n <= 0) return 0;
     if (n > (int)(sizeof t / sizeof t[0])) n = (int)(sizeof t / sizeof t[0]);
     memcpy(t, v, (size_t)n * sizeof *t);
-    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
     return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
 }
 
 /* ---- random weights ------------------------------------------------------------------------------------------ */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-
-static uint64_t rng_next(void) { /* splitmix64 */
-    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in (-1, 1). */
-static float rng_sym(void) { return (float)(((double)(rng_next() >> 11) + 0.5) * (2.0 / 9007199254740992.0) - 1.0); }
+static float rng_sym(void) { return (float)(((double)(bench_rng_next() >> 11) + 0.5) * (2.0 / 9007199254740992.0) - 1.0); }
 
 /* Zero-mean values of standard deviation sd (uniform: the values only have to be finite and of a sane size). */
 static void fill_random(float *x, size_t n, float sd) {
@@ -426,50 +413,6 @@ static const char clap_preprocessor_json[] =
 
 /* ---- CPU accounting (as clip_bench) ------------------------------------------------------------------------------- */
 
-/* CPU seconds used by everything on the machine (/proc/stat, idle and iowait excluded). */
-static double machine_busy_s(void) {
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long v[8] = {0};
-    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                       &v[6], &v[7])
-              : 0;
-    if (f) fclose(f);
-    if (n < 4) return -1;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* CPU seconds of this process and of its finished children (the ffmpeg runs). */
-static double self_cpu_s(void) {
-    double s = 0;
-    const int who[2] = {RUSAGE_SELF, RUSAGE_CHILDREN};
-    for (int i = 0; i < 2; i++) {
-        struct rusage ru;
-        if (getrusage(who[i], &ru) == 0)
-            s += ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
-    }
-    return s;
-}
-
-static void cpu_model(char *buf, size_t n) {
-    snprintf(buf, n, "unknown CPU");
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    if (!f) return;
-    char line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (strncmp(line, "model name", 10) == 0) {
-            const char *v = strchr(line, ':');
-            if (v) {
-                v++;
-                while (*v == ' ') v++;
-                snprintf(buf, n, "%s", v);
-                buf[strcspn(buf, "\n")] = '\0';
-            }
-            break;
-        }
-    }
-    fclose(f);
-}
-
 /* ---- GEMM probe and paired timing (as clip_bench) ------------------------------------------------------------ */
 
 typedef struct {
@@ -521,7 +464,7 @@ static int measure(bench_fn fn, void *ctx, int warm, int reps, double min_time, 
     out->ratio = median(ratio, n);
     out->probe_gflops = median(rate, n);
     out->median = median(t, n);
-    qsort(t, (size_t)n, sizeof t[0], cmp_double);
+    qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
     out->best = t[0];
     return 1;
 }
@@ -890,7 +833,7 @@ static void print_modes(const mode_row *modes, unsigned mask) {
 
 static void print_report(const results *R, const options *opt, int threads) {
     char cpu[256], wait[128];
-    cpu_model(cpu, sizeof cpu);
+    bench_cpu_model(cpu, sizeof cpu);
     const dnnl_version_t *ver = dnnl_version();
     printf("clxp pipeline benchmark (random weights; video rows fp32, the audio tower in fp32 and bf16)\n");
     printf("  cpu      %s, %d thread%s (%s), oneDNN %d.%d.%d, %s\n", cpu, threads, threads == 1 ? "" : "s",
@@ -1358,13 +1301,13 @@ int main(int argc, char **argv) {
         R.clip_bytes = (long long)sb.st_size;
     }
 
-    const double busy0 = machine_busy_s(), self0 = self_cpu_s(), wall0 = now_s();
+    const double busy0 = bench_machine_busy_s(), self0 = bench_cpu_s(1), wall0 = now_s();
     if (video) R.video_ok = run_video(clip_dir, clip, &opt, &R);
     if (clap) {
         R.clap[0].ok = run_clap_bench(clap_dir, &opt, CLXP_PRECISION_FP32, &R.clap[0]);
         if (nn_cpu_has_bf16()) R.clap[1].ok = run_clap_bench(clap_dir, &opt, CLXP_PRECISION_BF16, &R.clap[1]);
     }
-    const double busy1 = machine_busy_s(), self1 = self_cpu_s(), wall1 = now_s();
+    const double busy1 = bench_machine_busy_s(), self1 = bench_cpu_s(1), wall1 = now_s();
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (busy0 >= 0 && busy1 >= 0 && ncpu > 0) {
         R.foreign = ((busy1 - busy0) - (self1 - self0)) / ((wall1 - wall0) * (double)ncpu);
