@@ -26,6 +26,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "bench_common.h"
 #include "io/clip_config.h"
 #include "nn/gemm.h"
 #include "nn/ops.h"
@@ -80,25 +81,6 @@ static double rel_diff(const float *a, const float *b, size_t n) {
         if (fabs(b[i]) > mb) mb = fabs(b[i]);
     }
     return mb > 0 ? md / mb : md;
-}
-
-/* CPU seconds used by everything on the machine (/proc/stat, idle and iowait excluded) and by this process: the
- * difference over a workload is what other processes took from it. */
-static double machine_busy_s(void) {
-    FILE *f = fopen("/proc/stat", "r");
-    unsigned long long v[8] = {0};
-    int n = f ? fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-                       &v[6], &v[7])
-              : 0;
-    if (f) fclose(f);
-    if (n < 4) return -1;
-    return (double)(v[0] + v[1] + v[2] + v[5] + v[6] + v[7]) / (double)sysconf(_SC_CLK_TCK);
-}
-
-static double self_cpu_s(void) {
-    struct rusage ru;
-    if (getrusage(RUSAGE_SELF, &ru) != 0) return 0;
-    return ru.ru_utime.tv_sec + ru.ru_stime.tv_sec + 1e-6 * (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 /* ---- experimental kernels ---------------------------------------------------------------------------------- */
@@ -555,7 +537,7 @@ static void profile(wl *w) {
         "layernorm (x2)", "qkv GEMM", "qkv bias",        "attention",       "out_proj GEMM (+= x)", "out_proj bias",
         "fc1 GEMM",       "fc1 bias", "activation",      "fc2 GEMM (+= x)", "fc2 bias"};
     const int rows = w->B * w->T;
-    const double busy0 = machine_busy_s(), self0 = self_cpu_s(), wall0 = omp_get_wtime();
+    const double busy0 = bench_machine_busy_s(), self0 = bench_cpu_s(0), wall0 = omp_get_wtime();
 
     /* the library's ops, one layer */
     double t[N_OPS], sum = 0, gemm = 0, gemm_fl = 0, peak = 0;
@@ -584,7 +566,7 @@ static void profile(wl *w) {
     double x[N_X], enc[2];
     time_ops(w, xops, N_X, 2, g_reps, x);
     time_encoders(w, g_reps > 3 ? (g_reps + 1) / 2 : g_reps, enc);
-    const double busy1 = machine_busy_s(), self1 = self_cpu_s(), wall1 = omp_get_wtime();
+    const double busy1 = bench_machine_busy_s(), self1 = bench_cpu_s(0), wall1 = omp_get_wtime();
     const long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     const double foreign = ((busy1 - busy0) - (self1 - self0)) / ((wall1 - wall0) * (double)(ncpu > 0 ? ncpu : 1));
 
