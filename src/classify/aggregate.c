@@ -62,12 +62,20 @@ int agg_units_winners(const agg_units *u, const float *scores, int *cls) {
     return u->n_units;
 }
 
+/* A class reported in a stream. Streams keep only those (a run over 100 000 images with 1 000 labels holds one
+ * entry per image, not 1 000). */
+typedef struct agg_entry {
+    int cls;
+    int64_t count;
+    double sum;
+} agg_entry;
+
 typedef struct agg_stream {
     int source, index;
     char media;
     int64_t results;
-    int64_t *count; /* [n_classes] */
-    double *sum;    /* [n_classes] */
+    agg_entry *e; /* [n], in the order the classes were first reported */
+    int n, cap;
 } agg_stream;
 
 struct agg {
@@ -97,10 +105,7 @@ agg *agg_create(const clxp_labelbank *bank) {
 
 void agg_free(agg *a) {
     if (!a) return;
-    for (int s = 0; s < a->n_streams; s++) {
-        free(a->streams[s].count);
-        free(a->streams[s].sum);
-    }
+    for (int s = 0; s < a->n_streams; s++) free(a->streams[s].e);
     free(a->streams);
     free(a->winners);
     agg_units_free(&a->units);
@@ -125,17 +130,28 @@ static agg_stream *find_stream(agg *a, int source, int index, char media) {
         a->streams = p;
         a->cap_streams = cap;
     }
-    size_t n = (size_t)(a->units.n_classes > 0 ? a->units.n_classes : 1);
-    agg_stream st = {source, index, media, 0, calloc(n, sizeof(int64_t)), calloc(n, sizeof(double))};
-    if (!st.count || !st.sum) {
-        free(st.count);
-        free(st.sum);
-        return NULL;
-    }
+    agg_stream st = {source, index, media, 0, NULL, 0, 0};
     memmove(&a->streams[lo + 1], &a->streams[lo], (size_t)(a->n_streams - lo) * sizeof *a->streams);
     a->streams[lo] = st;
     a->n_streams++;
     return &a->streams[lo];
+}
+
+/* The entry of class c in st (the last one used first: a class tends to win many results in a row); create: add
+ * it when missing. NULL when missing (or out of memory). */
+static agg_entry *entry_of(agg_stream *st, int c, int create) {
+    for (int i = st->n - 1; i >= 0; i--)
+        if (st->e[i].cls == c) return &st->e[i];
+    if (!create) return NULL;
+    if (st->n == st->cap) {
+        int cap = st->cap ? 2 * st->cap : 4;
+        agg_entry *p = realloc(st->e, (size_t)cap * sizeof *p);
+        if (!p) return NULL;
+        st->e = p;
+        st->cap = cap;
+    }
+    st->e[st->n] = (agg_entry){c, 0, 0.0};
+    return &st->e[st->n++];
 }
 
 clxp_status agg_add(agg *a, const clxp_result *r, int source, float confidence, clxp_error *err) {
@@ -149,8 +165,10 @@ clxp_status agg_add(agg *a, const clxp_result *r, int source, float confidence, 
     for (int i = 0; i < nw; i++) {
         int c = a->winners[i];
         if (c < 0 || !(r->scores[c] >= confidence)) continue;
-        st->count[c]++;
-        st->sum[c] += r->scores[c];
+        agg_entry *e = entry_of(st, c, 1);
+        if (!e) return clxp_err_set(err, CLXP_ERR_NOMEM, "out of memory aggregating results");
+        e->count++;
+        e->sum += r->scores[c];
     }
     return CLXP_OK;
 }
@@ -161,34 +179,33 @@ int agg_stream_index(const agg *a, int s) { return a->streams[s].index; }
 char agg_stream_media(const agg *a, int s) { return a->streams[s].media; }
 int64_t agg_stream_results(const agg *a, int s) { return a->streams[s].results; }
 int agg_n_classes(const agg *a) { return a->units.n_classes; }
-int64_t agg_count(const agg *a, int s, int c) { return a->streams[s].count[c]; }
-double agg_sum(const agg *a, int s, int c) { return a->streams[s].sum[c]; }
-
-double agg_mean(const agg *a, int s, int c) {
-    const agg_stream *st = &a->streams[s];
-    return st->count[c] > 0 ? st->sum[c] / (double)st->count[c] : 0.0;
+int64_t agg_count(const agg *a, int s, int c) {
+    const agg_entry *e = entry_of(&a->streams[s], c, 0);
+    return e ? e->count : 0;
 }
 
-typedef struct rank_ctx {
-    const agg *a;
-    const agg_stream *st;
-} rank_ctx;
+double agg_sum(const agg *a, int s, int c) {
+    const agg_entry *e = entry_of(&a->streams[s], c, 0);
+    return e ? e->sum : 0.0;
+}
+
+double agg_mean(const agg *a, int s, int c) {
+    const agg_entry *e = entry_of(&a->streams[s], c, 0);
+    return e && e->count > 0 ? e->sum / (double)e->count : 0.0;
+}
 
 static int rank_cmp(const void *pa, const void *pb, void *user) {
-    const rank_ctx *k = user;
-    int x = *(const int *)pa, y = *(const int *)pb;
-    if (k->st->count[x] != k->st->count[y]) return k->st->count[x] > k->st->count[y] ? -1 : 1;
-    int d = strcmp(clxp_labelbank_class_name(k->a->bank, x), clxp_labelbank_class_name(k->a->bank, y));
+    const agg *a = user;
+    const agg_entry *x = pa, *y = pb;
+    if (x->count != y->count) return x->count > y->count ? -1 : 1;
+    int d = strcmp(clxp_labelbank_class_name(a->bank, x->cls), clxp_labelbank_class_name(a->bank, y->cls));
     if (d != 0) return d;
-    return (x > y) - (x < y);
+    return (x->cls > y->cls) - (x->cls < y->cls);
 }
 
 int agg_ranked(const agg *a, int s, int *cls) {
-    const agg_stream *st = &a->streams[s];
-    int n = 0;
-    for (int c = 0; c < a->units.n_classes; c++)
-        if (st->count[c] > 0) cls[n++] = c;
-    rank_ctx k = {a, st};
-    qsort_r(cls, (size_t)n, sizeof *cls, rank_cmp, &k);
-    return n;
+    agg_stream *st = &a->streams[s];
+    qsort_r(st->e, (size_t)st->n, sizeof *st->e, rank_cmp, (void *)a); /* entry order is not part of the API */
+    for (int i = 0; i < st->n; i++) cls[i] = st->e[i].cls;
+    return st->n;
 }
