@@ -205,7 +205,8 @@ static int rank_cmp(const void *pa, const void *pb, void *user) {
 
 int agg_ranked(const agg *a, int s, int *cls) {
     agg_stream *st = &a->streams[s];
-    qsort_r(st->e, (size_t)st->n, sizeof *st->e, rank_cmp, (void *)a); /* entry order is not part of the API */
+    /* entry order is not part of the API; no qsort of a NULL array (n 0) */
+    if (st->n > 1) qsort_r(st->e, (size_t)st->n, sizeof *st->e, rank_cmp, (void *)a);
     for (int i = 0; i < st->n; i++) cls[i] = st->e[i].cls;
     return st->n;
 }

@@ -57,7 +57,7 @@ static clxp_status list_dir(cli_inputs *in, const char *dir, char ***out, size_t
         else n++;
     }
     closedir(d);
-    if (st == CLXP_OK) qsort(names, n, sizeof *names, cmp_names);
+    if (st == CLXP_OK && n > 1) qsort(names, n, sizeof *names, cmp_names);
     *out = names;
     *n_out = n;
     return st;
