@@ -625,6 +625,41 @@ static void expect_error(const char *json, clxp_status want, const char *needle)
 
 #define OK_MODEL "\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1, \"ab\": 2}, \"merges\": [\"a b\"]}"
 
+/* A pipeline of doubling steps (ByteLevel pre-tokenizers, Replace normalizers) would grow a text exponentially
+ * (the fuzzer found 15 ByteLevel steps taking over 20 s): encoding stops at TOK_MAX_EXPANSION with CLXP_ERR_LIMIT,
+ * while the real one-ByteLevel pipeline is untouched. */
+static void check_expansion(const char *steps_json, int is_normalizer, int n) {
+    char *buf = malloc(65536);
+    REQUIRE(buf);
+    size_t o = (size_t)snprintf(buf, 65536, "{\"model\": {\"type\": \"BPE\", \"unk_token\": \"u\", \"vocab\": "
+                                              "{\"u\": 0, \"a\": 1}, \"merges\": []}, \"%s\": {\"type\": "
+                                              "\"Sequence\", \"%s\": [",
+                                is_normalizer ? "normalizer" : "pre_tokenizer",
+                                is_normalizer ? "normalizers" : "pretokenizers");
+    for (int i = 0; i < n; i++) o += (size_t)snprintf(buf + o, 65536 - o, "%s%s", i ? ", " : "", steps_json);
+    o += (size_t)snprintf(buf + o, 65536 - o, "]}}");
+    clxp_tokenizer *t = NULL;
+    clxp_error err = {0};
+    REQUIRE(tok_load_buffer(buf, o, "grow.json", &t, &err) == CLXP_OK);
+    int32_t ids[256];
+    int cnt = 0;
+    char text[200];
+    memset(text, 'a', sizeof text - 1);
+    text[sizeof text - 1] = '\0';
+    for (int i = 0; i < 199; i += 7) text[i] = ' ';
+    CHECK_EQ_INT(tok_encode(t, text, strlen(text), NULL, ids, NULL, 256, &cnt, &err), CLXP_ERR_LIMIT);
+    CHECK_CONTAINS(err.msg, "grow.json: its normalizers and pre-tokenizers expand the text more than 64x");
+    tok_free(t);
+    free(buf);
+}
+
+TEST(exponential_pipelines) {
+    check_expansion("{\"type\": \"ByteLevel\", \"add_prefix_space\": true}", 0, 30);
+    check_expansion("{\"type\": \"ByteLevel\", \"add_prefix_space\": false, \"use_regex\": false}", 0, 30);
+    check_expansion("{\"type\": \"Replace\", \"pattern\": {\"String\": \"a\"}, \"content\": \"aa\"}", 1, 60);
+    check_expansion("{\"type\": \"ByteLevel\"}", 1, 30);
+}
+
 TEST(malformed_files) {
     expect_error("{\"model\": ", CLXP_ERR_FORMAT, "JSON");
     expect_error("", CLXP_ERR_FORMAT, NULL);
@@ -709,5 +744,6 @@ int main(void) {
     RUN(normalizers_and_postprocessors);
     RUN(bpe_model_options);
     RUN(malformed_files);
+    RUN(exponential_pipelines);
     return test_summary();
 }

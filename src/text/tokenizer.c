@@ -542,6 +542,9 @@ typedef struct {
     int32_t *ids; /* content ids produced by the model */
     size_t n_ids, cap_ids;
     long limit; /* stop once this many ids exist; -1: no limit */
+    /* bytes of text the normalizers and byte-level steps may still produce (see text_budget): each step can
+     * double the text, so a hostile pipeline of many would grow it exponentially */
+    size_t budget;
 } enc_ctx;
 
 static void ctx_init(enc_ctx *c, const clxp_tokenizer *t, const char *name, clxp_error *err) {
@@ -570,6 +573,18 @@ static void ctx_free(enc_ctx *c) {
 }
 
 static clxp_status nomem(enc_ctx *c) { return clxp_err_set(c->err, CLXP_ERR_NOMEM, "%s: out of memory", c->name); }
+
+/* Charge n bytes of produced text to the budget; CLXP_ERR_LIMIT once it is spent. */
+static clxp_status spend(enc_ctx *c, size_t n) {
+    if (n <= c->budget) {
+        c->budget -= n;
+        return CLXP_OK;
+    }
+    return clxp_err_set(c->err, CLXP_ERR_LIMIT,
+                        "%s: its normalizers and pre-tokenizers expand the text more than %dx (a pipeline real "
+                        "tokenizers do not have)",
+                        c->name, TOK_MAX_EXPANSION);
+}
 
 /* --- regex matching ---------------------------------------------------------------------------------- */
 
@@ -926,6 +941,7 @@ static clxp_status run_normalizers(enc_ctx *c, const char *s, size_t n, const ch
     for (size_t i = 0; i < c->t->n_norms; i++) {
         sbuf *dst = &c->nb[i & 1];
         clxp_status st = norm_apply(c, &c->t->norms[i], cur, cur_n, dst);
+        if (st == CLXP_OK) st = spend(c, dst->n);
         if (st != CLXP_OK) return st;
         cur = dst->p;
         cur_n = dst->n;
@@ -971,7 +987,11 @@ static clxp_status pre_bytelevel(enc_ctx *c, size_t level, const pre_step *ps, c
         s = lb->a.p;
         n = lb->a.n;
     }
-    if (!ps->use_regex) return bytelevel_map(t, s, n, &lb->b) ? emit_piece(c, level + 1, lb->b.p, lb->b.n) : nomem(c);
+    if (!ps->use_regex) {
+        if (!bytelevel_map(t, s, n, &lb->b)) return nomem(c);
+        clxp_status st = spend(c, lb->b.n);
+        return st != CLXP_OK ? st : emit_piece(c, level + 1, lb->b.p, lb->b.n);
+    }
     span_iter it;
     span x;
     int r;
@@ -979,7 +999,8 @@ static clxp_status pre_bytelevel(enc_ctx *c, size_t level, const pre_step *ps, c
     while ((r = span_next(c, &it, &x)) == 1) { /* Isolated: matches and gaps alike */
         if (x.e == x.s) continue;
         if (!bytelevel_map(t, s + x.s, x.e - x.s, &lb->b)) return nomem(c);
-        clxp_status st = emit_piece(c, level + 1, lb->b.p, lb->b.n);
+        clxp_status st = spend(c, lb->b.n);
+        if (st == CLXP_OK) st = emit_piece(c, level + 1, lb->b.p, lb->b.n);
         if (st != CLXP_OK) return st;
     }
     return (clxp_status)r;
@@ -1141,6 +1162,7 @@ static clxp_status emit_piece(enc_ctx *c, size_t level, const char *s, size_t n)
 static clxp_status encode_content(enc_ctx *c, const char *text, size_t len, long limit) {
     c->limit = limit;
     c->n_ids = 0;
+    c->budget = (len + 4096) * TOK_MAX_EXPANSION;
     c->n_lv = c->t->n_pres + 3;
     if (!(c->lv = calloc(c->n_lv, sizeof *c->lv))) return nomem(c);
     if (limit == 0) return CLXP_OK;
@@ -1626,6 +1648,7 @@ static clxp_status add_token(clxp_tokenizer *t, enc_ctx *c, const added_tok *pro
     size_t norm_len = 0;
     if (proto->normalized && t->n_norms > 0) { /* matched against its normalized form */
         const char *r;
+        c->budget = (proto->len + 4096) * TOK_MAX_EXPANSION;
         clxp_status st = run_normalizers(c, proto->content, proto->len, &r, &norm_len);
         if (st != CLXP_OK) return st;
         if (!(norm = dup_bytes(r, norm_len))) return clxp_err_set(err, CLXP_ERR_NOMEM, "%s: out of memory", what);

@@ -65,6 +65,10 @@
 
 /* Longest text tok_encode accepts (labels are short; this bounds the scratch memory of one call). */
 #define TOK_MAX_TEXT_BYTES ((size_t)16 << 20)
+/* The normalizers and byte-level steps of one encoding may produce at most this many times (the text's length +
+ * 4096) bytes in all (CLXP_ERR_LIMIT beyond): real pipelines make a few times the text (CLIP: ~5x); a hostile
+ * tokenizer.json chaining doubling steps (ByteLevel, Replace) would otherwise grow it exponentially. */
+#define TOK_MAX_EXPANSION 64
 /* Token ids in tokenizer.json must be below this. */
 #define TOK_MAX_ID (1 << 24)
 /* Longest word BPE merges in one piece (see the divergences above). */

@@ -302,6 +302,15 @@ model_dir tok_regex
 sed '49s/"Regex": ".*"$/"Regex": "([a-z"/' "$CLIP/tokenizer.json" | replace tok_regex tokenizer.json
 fails tokenizer_bad_regex 1 'tok_regex/tokenizer\.json' '([Rr]egex|pattern)' "$CLXP" info tok_regex
 
+# 30 ByteLevel pre-tokenizers in a row: each doubles the non-ASCII bytes of a prompt, so "crème" would need 2^31
+# bytes before the first token (found by the fuzzer: over 20 s; before the fix: out of memory)
+model_dir tok_grow
+{ head -n 53 "$CLIP/tokenizer.json"; repeat 30 '{"type": "ByteLevel", "add_prefix_space": false, "use_regex": false}, '
+    tail -n +54 "$CLIP/tokenizer.json"; } | replace tok_grow tokenizer.json
+printf 'a photo of a cat\ncr\303\250me br\303\273l\303\251e\n' >labels_accents.txt
+fails tokenizer_exponential_pipeline 1 'tok_grow/tokenizer\.json' 'expand the text more than 64x' \
+    "$CLXP" classify -q -t 1 -l labels_accents.txt -m tok_grow "$IMG"
+
 # ---- preprocessor_config.json ------------------------------------------------------------------------------------
 
 model_dir pre_neg
