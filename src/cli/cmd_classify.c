@@ -367,11 +367,21 @@ static void on_progress(void *user, double pos, double dur, int64_t frames) {
     report_progress(user, pos, dur, frames);
 }
 
-/* --keep-going: an error of the input itself (unreadable, undecodable, unsupported, over a limit), after which the
- * run can go on; not a failing output, memory or an internal error. */
-static int input_error(clxp_status st) {
-    return st == CLXP_ERR_IO || st == CLXP_ERR_FORMAT || st == CLXP_ERR_UNSUPPORTED || st == CLXP_ERR_LIMIT ||
-           st == CLXP_ERR_INVALID;
+/* --keep-going: whether the run can go on after st, an error of the input itself (unreadable, undecodable,
+ * unsupported, over a limit); not a failing output, memory or an internal error. */
+static int skippable(const run_state *s, clxp_status st) {
+    return s->o->keep_going && s->st == CLXP_OK &&
+           (st == CLXP_ERR_IO || st == CLXP_ERR_FORMAT || st == CLXP_ERR_UNSUPPORTED || st == CLXP_ERR_LIMIT ||
+            st == CLXP_ERR_INVALID);
+}
+
+/* --keep-going: a skippable failure of one input is reported (one line) and counted, and the run goes on
+ * (CLXP_OK); any other status is returned as it is. */
+static clxp_status skip_failed_input(const run_state *s, clxp_status st, const clxp_error *err, int *n_failed) {
+    if (st == CLXP_OK || !skippable(s, st)) return st;
+    cli_print_error(err);
+    (*n_failed)++;
+    return CLXP_OK;
 }
 
 /* Classify B images and pass on their results. */
@@ -401,17 +411,11 @@ static clxp_status run_images(clxp_model *m, const clxp_labelbank *b, const char
     for (int b0 = 0; b0 < n && st == CLXP_OK && !g_signal; b0 += FILE_BATCH) {
         int B = n - b0 < FILE_BATCH ? n - b0 : FILE_BATCH;
         st = image_batch(m, b, files + b0, B, emb, scores, s, err);
-        if (st == CLXP_OK || !s->o->keep_going || !input_error(st) || s->st != CLXP_OK) continue;
+        if (st == CLXP_OK || !skippable(s, st)) continue;
         /* nothing of the batch was passed on (encoding comes first): one image at a time */
         st = CLXP_OK;
-        for (int i = 0; i < B && st == CLXP_OK && !g_signal; i++) {
-            st = image_batch(m, b, files + b0 + i, 1, emb, scores, s, err);
-            if (st != CLXP_OK && input_error(st) && s->st == CLXP_OK) {
-                cli_print_error(err);
-                (*n_failed)++;
-                st = CLXP_OK;
-            }
-        }
+        for (int i = 0; i < B && st == CLXP_OK && !g_signal; i++)
+            st = skip_failed_input(s, image_batch(m, b, files + b0 + i, 1, emb, scores, s, err), err, n_failed);
     }
     free(emb);
     free(scores);
@@ -566,11 +570,7 @@ int cmd_classify(int argc, char **argv) {
             st = s.st;
             err = s.err;
         }
-        if (st != CLXP_OK && o.keep_going && input_error(st) && s.st == CLXP_OK && !g_signal) {
-            cli_print_error(&err);
-            n_failed++;
-            st = CLXP_OK;
-        }
+        if (!g_signal) st = skip_failed_input(&s, st, &err, &n_failed);
         i++;
     }
     if (st == CLXP_OK) st = report_finish(s.rep, &err);

@@ -1,4 +1,4 @@
-/* clxp: zero-shot classification of images against text prompts with CLIP models. */
+/* clxp: zero-shot classification of images, video and audio against text prompts (CLIP and CLAP models). */
 #include <errno.h>
 #include <libavutil/log.h>
 #include <pthread.h>

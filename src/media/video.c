@@ -67,23 +67,9 @@ static int has_image_extension(const char *url) {
     return 0;
 }
 
-int media_is_still_image(const char *url) {
-    FILE *f = fopen(url, "rb");
-    if (!f) return has_image_extension(url);
-    uint8_t buf[4096 + AVPROBE_PADDING_SIZE];
-    memset(buf, 0, sizeof buf);
-    size_t n = fread(buf, 1, 4096, f);
-    fclose(f);
-    if (n == 0) return has_image_extension(url);
-    AVProbeData pd = {.filename = url, .buf = buf, .buf_size = (int)n};
-    int score = 0;
-    const AVInputFormat *fmt = av_probe_input_format3(&pd, 1, &score);
-    if (!fmt) return 0;
-    size_t len = strlen(fmt->name);
-    return (len > 5 && strcmp(fmt->name + len - 5, "_pipe") == 0) || strcmp(fmt->name, "image2") == 0;
-}
-
-int media_probe_file(const char *path) {
+/* FFmpeg's guess at the format of a local file from its first 4 KiB: 0 when the file cannot be read or is empty,
+ * else 1 with *fmt (NULL: no guess) and its probe *score. */
+static int probe_head(const char *path, const AVInputFormat **fmt, int *score) {
     FILE *f = fopen(path, "rb");
     if (!f) return 0;
     uint8_t buf[4096 + AVPROBE_PADDING_SIZE];
@@ -92,8 +78,24 @@ int media_probe_file(const char *path) {
     fclose(f);
     if (n == 0) return 0;
     AVProbeData pd = {.filename = path, .buf = buf, .buf_size = (int)n};
+    *score = 0;
+    *fmt = av_probe_input_format3(&pd, 1, score);
+    return 1;
+}
+
+int media_is_still_image(const char *url) {
+    const AVInputFormat *fmt = NULL;
     int score = 0;
-    return av_probe_input_format3(&pd, 1, &score) != NULL && score > AVPROBE_SCORE_RETRY;
+    if (!probe_head(url, &fmt, &score)) return has_image_extension(url);
+    if (!fmt) return 0;
+    size_t len = strlen(fmt->name);
+    return (len > 5 && strcmp(fmt->name + len - 5, "_pipe") == 0) || strcmp(fmt->name, "image2") == 0;
+}
+
+int media_probe_file(const char *path) {
+    const AVInputFormat *fmt = NULL;
+    int score = 0;
+    return probe_head(path, &fmt, &score) && fmt != NULL && score > AVPROBE_SCORE_RETRY;
 }
 
 /* The ffmpeg command line's autorotation: rotation metadata as transpose/flip filters. */

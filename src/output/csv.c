@@ -51,6 +51,11 @@ static void put_field(FILE *f, const char *s) {
     putc('"', f);
 }
 
+/* The order of a stream in the summary: by input, then stream index. */
+static int64_t stream_key(const agg *a, int s) {
+    return (int64_t)agg_stream_source(a, s) << 32 | (uint32_t)agg_stream_index(a, s);
+}
+
 static clxp_status csv_finish(out_writer *w, clxp_error *err) {
     csv_state *s = w->state;
     fputs(w->per_input ? "input,stream_id,label,avg_probability,count\n" : "stream_id,label,avg_probability,count\n",
@@ -60,16 +65,10 @@ static clxp_status csv_finish(out_writer *w, clxp_error *err) {
     int next[OUT_MAX_BANKS] = {0};
     for (;;) {
         int bi = -1;
-        for (int k = 0; k < w->n_banks; k++) {
-            if (next[k] >= agg_n_streams(s->agg[k])) continue;
-            if (bi >= 0) {
-                int sk = agg_stream_source(s->agg[k], next[k]), sb = agg_stream_source(s->agg[bi], next[bi]);
-                if (sk > sb || (sk == sb && agg_stream_index(s->agg[k], next[k]) >=
-                                                agg_stream_index(s->agg[bi], next[bi])))
-                    continue;
-            }
-            bi = k;
-        }
+        for (int k = 0; k < w->n_banks; k++)
+            if (next[k] < agg_n_streams(s->agg[k]) &&
+                (bi < 0 || stream_key(s->agg[k], next[k]) < stream_key(s->agg[bi], next[bi])))
+                bi = k;
         if (bi < 0) break;
         const agg *a = s->agg[bi];
         int i = next[bi]++;
